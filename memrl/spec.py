@@ -1,0 +1,304 @@
+"""TaskSpec: the whole task.yaml as one pydantic model.
+
+Unknown or misspelt keys are errors that name the key and the nearest valid one; `${env:VAR}` is
+interpolated from the environment; `-c key.path=value` overrides apply before validation. API keys are
+never written in a task file: a model names the environment variable that holds its key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from memrl.errors import ConfigError
+
+__all__ = [
+    "TaskSpec",
+    "ModelSpec",
+    "DataSpec",
+    "VerifierSpec",
+    "PromptSpec",
+    "EvalSpec",
+    "BudgetSpec",
+    "CacheSpec",
+    "RunSpec",
+    "load_spec",
+    "apply_overrides",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSpec(_Strict):
+    """Which model to call and how. `name` is a litellm model string, `local` or `local:/path/to.gguf`."""
+
+    name: str = "local"
+    api_base: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the API key (never the key)."
+    )
+    max_concurrency: int = Field(default=4, ge=1, le=1024)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    max_retry_wait_s: float = Field(default=60.0, ge=0)
+    n_ctx: int = Field(default=2048, ge=256, description="Context size of an embedded local model.")
+    extra: dict[str, Any] = Field(default_factory=dict, description="Passed through to litellm as is.")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        from memrl.llm.names import check_model_name
+
+        return check_model_name(v)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _check_key_env(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError(
+                "api_key_env takes the NAME of an environment variable (e.g. OPENAI_API_KEY), not the key itself"
+            )
+        return v
+
+
+class DataSpec(_Strict):
+    """Where the items come from and how they are split.
+
+    `source` is a local file (.jsonl, .json, .csv; relative to the task file) or a packaged set:
+    `gsm_symbolic`, `reasoning_gym:<name>`, `mmath:aime24|aime25|math500|cnmo`, `humaneval`.
+    """
+
+    source: str
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="Map memrl's fields (id, question, answer) to the file's columns."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Arguments of a generated dataset.")
+    size: int | None = Field(default=None, ge=1, description="Use at most this many items.")
+    test_size: int | float = Field(default=0.5, description="Held-out items: a count, or a fraction in (0, 1).")
+    seed: int = 0
+
+    @field_validator("test_size")
+    @classmethod
+    def _check_test_size(cls, v: int | float) -> int | float:
+        if isinstance(v, float) and not 0 < v < 1:
+            raise ValueError("a fractional test_size must lie strictly between 0 and 1")
+        if isinstance(v, int) and v < 1:
+            raise ValueError("test_size must be at least 1")
+        return v
+
+
+VerifierKind = Literal["math", "exact", "regex", "python", "code", "llm_judge", "reasoning_gym"]
+
+
+class VerifierSpec(_Strict):
+    """How an answer is judged."""
+
+    kind: VerifierKind = "math"
+    pattern: str | None = Field(default=None, description="regex: the answer must match (group 1 is compared).")
+    function: str | None = Field(default=None, description="python: `module:function` taking (item, answer).")
+    case_sensitive: bool = False
+    timeout_s: float = Field(default=10.0, gt=0)
+    memory_mb: int = Field(default=512, ge=32)
+    judge_model: ModelSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> VerifierSpec:
+        if self.kind == "regex" and not self.pattern:
+            raise ValueError("verifier.kind 'regex' needs verifier.pattern")
+        if self.kind == "regex" and self.pattern:
+            try:
+                re.compile(self.pattern)
+            except re.error as e:
+                raise ValueError(f"verifier.pattern is not a valid regex: {e}") from None
+        if self.kind == "python" and (not self.function or ":" not in self.function):
+            raise ValueError("verifier.kind 'python' needs verifier.function as 'module:function'")
+        return self
+
+
+class PromptSpec(_Strict):
+    """The prompt the policy sees. `template` is Jinja over the item (`question`, `meta`)."""
+
+    system: str = "You are a careful problem solver."
+    template: str = "{{ question }}"
+    memory_placement: Literal["system", "user"] = Field(
+        default="system", description="Where learned memory goes, the same while learning and when deployed."
+    )
+
+
+class EvalSpec(_Strict):
+    k: int = Field(default=1, ge=1, le=1024, description="Samples per held-out item (Mean@k, Pass@k).")
+    temperature: float = Field(default=0.3, ge=0, le=2)
+    max_tokens: int = Field(default=256, ge=1)
+    stop: list[str] | None = None
+    limit: int | None = Field(default=None, ge=1, description="Evaluate at most this many test items.")
+
+
+class BudgetSpec(_Strict):
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_usd: float | None = Field(default=None, gt=0)
+
+
+class CacheSpec(_Strict):
+    enabled: bool = True
+    path: str | None = Field(default=None, description="sqlite file; the run directory's cache.sqlite by default.")
+
+
+class RunSpec(_Strict):
+    dir: str = "runs"
+    name: str | None = None
+    seed: int = 0
+
+
+class TaskSpec(_Strict):
+    """One task file."""
+
+    name: str = "task"
+    algorithm: Literal["evaluate", "tfgrpo", "memento"] = "evaluate"
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    data: DataSpec
+    verifier: VerifierSpec = Field(default_factory=VerifierSpec)
+    prompt: PromptSpec = Field(default_factory=PromptSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    cache: CacheSpec = Field(default_factory=CacheSpec)
+    run: RunSpec = Field(default_factory=RunSpec)
+    # Algorithm sections are added by their modules; kept open here so a spec validates without them.
+    tfgrpo: dict[str, Any] | None = None
+    memento: dict[str, Any] | None = None
+    entropy: dict[str, Any] | None = None
+    diversity: dict[str, Any] | None = None
+
+    base_dir: Path = Field(default=Path("."), exclude=True, description="Folder of the task file.")
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_from_string(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+
+# ---------------------------------------------------------------- loading, interpolation, overrides
+
+_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def _interpolate(value: Any, where: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        var, default = m.group(1), m.group(2)
+        if var in os.environ:
+            return os.environ[var]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {var} is not set (write ${{env:{var}:-default}} for a default)")
+
+    return _ENV.sub(sub, value)
+
+
+def _parse_scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `key.path=value` overrides (values parsed as YAML) to a raw task mapping."""
+    for ov in overrides:
+        if "=" not in ov:
+            raise ConfigError(f"override {ov!r} must look like key.path=value (e.g. -c eval.k=4)")
+        path, _, text = ov.partition("=")
+        keys = [k for k in path.strip().split(".") if k]
+        if not keys:
+            raise ConfigError(f"override {ov!r} has an empty key")
+        node = raw
+        for k in keys[:-1]:
+            if isinstance(node.get(k), str) and k == "model":
+                node[k] = {"name": node[k]}
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {ov!r}: {k} is not a section")
+        node[keys[-1]] = _parse_scalar(text)
+    return raw
+
+
+def _fields_of(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Valid keys at a location, for 'did you mean'."""
+    cur: Any = model
+    for part in loc[:-1]:
+        if not (isinstance(cur, type) and issubclass(cur, BaseModel)) or part not in cur.model_fields:
+            return []
+        ann = cur.model_fields[part].annotation
+        for cand in getattr(ann, "__args__", ()) or (ann,):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                ann = cand
+                break
+        cur = ann
+    if isinstance(cur, type) and issubclass(cur, BaseModel):
+        return [k for k, f in cur.model_fields.items() if not f.exclude]
+    return []
+
+
+def _format_validation(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            valid = _fields_of(TaskSpec, loc)
+            near = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+            hint = f"; did you mean '{near[0]}'?" if near else (f"; valid keys: {', '.join(valid)}" if valid else "")
+            lines.append(f"{source}: unknown key '{dotted}'{hint}")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: missing required key '{dotted}'")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            got = e.get("input")
+            shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) and len(repr(got)) < 80 else ""
+            lines.append(f"{source}: {dotted}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def spec_from_mapping(raw: dict[str, Any], *, source: str = "task", base_dir: Path | None = None) -> TaskSpec:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a task file must be a YAML mapping of keys to values, got {type(raw).__name__}")
+    raw = _interpolate(raw)
+    try:
+        spec = TaskSpec.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format_validation(e, source)) from None
+    spec.base_dir = base_dir or Path(".")
+    return spec
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> TaskSpec:
+    """Read, interpolate, override and validate a task file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"task file {str(p)!r} not found")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{p}: not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
+    if raw is None:
+        raise ConfigError(f"{p}: the file is empty; a task needs at least a 'data' section")
+    if isinstance(raw, dict):
+        raw = apply_overrides(raw, overrides or [])
+    return spec_from_mapping(raw, source=str(p), base_dir=p.resolve().parent)
