@@ -60,7 +60,9 @@ class BudgetExceeded(MemrlError):
 
     def __init__(self, what: str, used: float, limit: float) -> None:
         self.what, self.used, self.limit = what, used, limit
-        super().__init__(f"{what} budget reached: used {used:g} of {limit:g}; the run stopped with its state saved")
+        super().__init__(
+            f"{what} budget reached: used {used:g} of {limit:g}; the run stopped with its state saved"
+        )
 
 
 class ProviderError(MemrlError):

@@ -82,7 +82,9 @@ class DataSpec(_Strict):
     )
     params: dict[str, Any] = Field(default_factory=dict, description="Arguments of a generated dataset.")
     size: int | None = Field(default=None, ge=1, description="Use at most this many items.")
-    test_size: int | float = Field(default=0.5, description="Held-out items: a count, or a fraction in (0, 1).")
+    test_size: int | float = Field(
+        default=0.5, description="Held-out items: a count, or a fraction in (0, 1)."
+    )
     seed: int = 0
 
     @field_validator("test_size")
@@ -102,7 +104,9 @@ class VerifierSpec(_Strict):
     """How an answer is judged."""
 
     kind: VerifierKind = "math"
-    pattern: str | None = Field(default=None, description="regex: the answer must match (group 1 is compared).")
+    pattern: str | None = Field(
+        default=None, description="regex: the answer must match (group 1 is compared)."
+    )
     function: str | None = Field(default=None, description="python: `module:function` taking (item, answer).")
     case_sensitive: bool = False
     timeout_s: float = Field(default=10.0, gt=0)
@@ -148,7 +152,9 @@ class BudgetSpec(_Strict):
 
 class CacheSpec(_Strict):
     enabled: bool = True
-    path: str | None = Field(default=None, description="sqlite file; the run directory's cache.sqlite by default.")
+    path: str | None = Field(
+        default=None, description="sqlite file; the run directory's cache.sqlite by default."
+    )
 
 
 class RunSpec(_Strict):
@@ -203,7 +209,9 @@ def _interpolate(value: Any, where: str = "") -> Any:
             return os.environ[var]
         if default is not None:
             return default
-        raise ConfigError(f"{where}: environment variable {var} is not set (write ${{env:{var}:-default}} for a default)")
+        raise ConfigError(
+            f"{where}: environment variable {var} is not set (write ${{env:{var}:-default}} for a default)"
+        )
 
     return _ENV.sub(sub, value)
 
@@ -260,21 +268,31 @@ def _format_validation(err: ValidationError, source: str) -> str:
         if e["type"] == "extra_forbidden":
             valid = _fields_of(TaskSpec, loc)
             near = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
-            hint = f"; did you mean '{near[0]}'?" if near else (f"; valid keys: {', '.join(valid)}" if valid else "")
+            hint = (
+                f"; did you mean '{near[0]}'?"
+                if near
+                else (f"; valid keys: {', '.join(valid)}" if valid else "")
+            )
             lines.append(f"{source}: unknown key '{dotted}'{hint}")
         elif e["type"] == "missing":
             lines.append(f"{source}: missing required key '{dotted}'")
         else:
             msg = e["msg"].removeprefix("Value error, ")
             got = e.get("input")
-            shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) and len(repr(got)) < 80 else ""
+            shown = (
+                f" (got {got!r})"
+                if got is not None and not isinstance(got, dict) and len(repr(got)) < 80
+                else ""
+            )
             lines.append(f"{source}: {dotted}: {msg}{shown}")
     return "\n".join(lines)
 
 
 def spec_from_mapping(raw: dict[str, Any], *, source: str = "task", base_dir: Path | None = None) -> TaskSpec:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: a task file must be a YAML mapping of keys to values, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{source}: a task file must be a YAML mapping of keys to values, got {type(raw).__name__}"
+        )
     raw = _interpolate(raw)
     try:
         spec = TaskSpec.model_validate(raw)

@@ -6,10 +6,43 @@ __all__ = ["check_model_name", "is_local", "KNOWN_PROVIDERS"]
 
 #: Provider prefixes litellm routes; a name with an unknown prefix is almost always a typo.
 KNOWN_PROVIDERS = frozenset(
-    """openai anthropic deepseek gemini vertex_ai azure azure_ai bedrock mistral groq together_ai
-    fireworks_ai openrouter ollama ollama_chat hosted_vllm vllm cohere xai perplexity huggingface
-    text-completion-openai replicate sagemaker databricks cerebras sambanova nvidia_nim lm_studio
-    llamafile watsonx friendliai voyage dashscope moonshot""".split()
+    [
+        "openai",
+        "anthropic",
+        "deepseek",
+        "gemini",
+        "vertex_ai",
+        "azure",
+        "azure_ai",
+        "bedrock",
+        "mistral",
+        "groq",
+        "together_ai",
+        "fireworks_ai",
+        "openrouter",
+        "ollama",
+        "ollama_chat",
+        "hosted_vllm",
+        "vllm",
+        "cohere",
+        "xai",
+        "perplexity",
+        "huggingface",
+        "text-completion-openai",
+        "replicate",
+        "sagemaker",
+        "databricks",
+        "cerebras",
+        "sambanova",
+        "nvidia_nim",
+        "lm_studio",
+        "llamafile",
+        "watsonx",
+        "friendliai",
+        "voyage",
+        "dashscope",
+        "moonshot",
+    ]
 )
 _BARE_OPENAI = ("gpt-", "o1", "o3", "o4", "chatgpt-")
 _BARE_ANTHROPIC = ("claude-",)
@@ -23,7 +56,9 @@ def check_model_name(name: str) -> str:
     """Return the name if memrl can route it, else raise ValueError saying how to write it."""
     name = name.strip()
     if not name:
-        raise ValueError("model name is empty; use 'local' or a litellm model string such as 'openai/gpt-4o-mini'")
+        raise ValueError(
+            "model name is empty; use 'local' or a litellm model string such as 'openai/gpt-4o-mini'"
+        )
     if is_local(name):
         if name.startswith("local:") and not name[6:].strip():
             raise ValueError("write 'local:/path/to/model.gguf' or just 'local'")

@@ -1,0 +1,97 @@
+"""Evaluation: k samples per held-out item, judged, scored as Mean@k and Pass@k with 95 % intervals.
+
+Per-item results are appended to `<label>.jsonl` in the run directory as each item finishes; a resumed
+evaluation skips finished items and replays unfinished ones from the response cache, so nothing is
+asked twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from memrl.llm.base import LLM, Request
+from memrl.metrics import Score, score_items
+from memrl.prompting import policy_messages
+from memrl.runs import RunDir
+from memrl.spec import EvalSpec, PromptSpec
+from memrl.tasks.base import Verifier
+from memrl.types import Item, ItemResult
+
+__all__ = ["EvalResult", "evaluate_items"]
+
+
+class EvalResult(BaseModel):
+    label: str
+    score: Score
+    seconds: float
+    items_per_s: float
+    resumed_items: int = 0
+
+
+async def _one(
+    llm: LLM, verifier: Verifier, prompt: PromptSpec, cfg: EvalSpec, item: Item, memory: str, salt: str
+) -> ItemResult:
+    msgs = policy_messages(prompt, item, memory)
+    req = Request.of(msgs, temperature=cfg.temperature, max_tokens=cfg.max_tokens, stop=cfg.stop)
+    samples = await llm.complete(req, n=cfg.k, phase="eval", salt=salt)
+    verdicts = await asyncio.gather(*(verifier.verify(item, c.text) for c in samples))
+    return ItemResult(
+        item_id=item.id, question=item.question, answer=item.answer, samples=samples, verdicts=list(verdicts)
+    )
+
+
+async def evaluate_items(
+    llm: LLM,
+    verifier: Verifier,
+    items: list[Item],
+    *,
+    prompt: PromptSpec,
+    cfg: EvalSpec,
+    run: RunDir,
+    label: str = "eval",
+    memory: str = "",
+    on_item: Callable[[ItemResult], None] | None = None,
+    concurrency: int = 8,
+) -> EvalResult:
+    """Evaluate `items`, resuming from `<label>.jsonl` if it exists. Returns the score over all items."""
+    if cfg.limit:
+        items = items[: cfg.limit]
+    fname = f"{label}.jsonl"
+    done: dict[str, ItemResult] = {}
+    for rec in run.read_jsonl(fname):
+        r = ItemResult.model_validate(rec)
+        done[r.item_id] = r
+    wanted = {it.id for it in items}
+    done = {k: v for k, v in done.items() if k in wanted}
+    resumed = len(done)
+    todo = [it for it in items if it.id not in done]
+    gate = asyncio.Semaphore(concurrency)
+    t0 = time.perf_counter()
+
+    async def task(it: Item) -> None:
+        async with gate:
+            r = await _one(llm, verifier, prompt, cfg, it, memory, salt=label)
+        run.append_jsonl(fname, r.model_dump_json())
+        done[it.id] = r
+        if on_item:
+            on_item(r)
+
+    results = await asyncio.gather(*(task(it) for it in todo), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        raise errors[0]
+    seconds = time.perf_counter() - t0
+    ordered = [done[it.id] for it in items]
+    truncated = sum(c.truncated for r in ordered for c in r.samples)
+    score = score_items([r.n_correct for r in ordered], cfg.k, truncated=truncated)
+    return EvalResult(
+        label=label,
+        score=score,
+        seconds=seconds,
+        items_per_s=len(todo) / seconds if seconds > 0 and todo else 0.0,
+        resumed_items=resumed,
+    )

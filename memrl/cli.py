@@ -1,0 +1,187 @@
+"""The `memrl` command: a thin typer layer over the library. It parses, calls, prints."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from memrl.errors import MemrlError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="memrl: learn prompt memory from rollouts."
+)
+console = Console(stderr=True)
+out = Console()
+
+__all__ = ["app", "main"]
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _summary_table(res: Any) -> Table:
+    t = Table(title=f"memrl run — {res.status}", show_lines=False)
+    for col in ("evaluation", "items", "k", "Mean@k %", "95% CI", "Pass@k %", "truncated %", "items/s"):
+        t.add_column(col, justify="right" if col != "evaluation" else "left")
+    for label, r in res.results.items():
+        if not isinstance(r, dict) or "score" not in r:
+            continue
+        s = r["score"]
+        t.add_row(
+            label, str(s["n_items"]), str(s["k"]), _pct(s["mean_at_k"]),
+            f"{_pct(s['mean_ci'][0])}–{_pct(s['mean_ci'][1])}", _pct(s["pass_at_k"]),
+            _pct(s["truncated_share"]), f"{r['items_per_s']:.2f}",
+        )  # fmt: skip
+    return t
+
+
+@app.command()
+def run(
+    task: Annotated[Path, typer.Argument(help="The task file (task.yaml).")],
+    config: Annotated[
+        list[str] | None, typer.Option("-c", "--config", help="Override: key.path=value")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the latest run of this task.")] = False,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Use this run directory.")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Run a task file: evaluate, or learn memory (tfgrpo, memento) and evaluate it."""
+    from memrl.runner import RunContext, run_task
+    from memrl.spec import load_spec
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        spec = load_spec(task, config or [])
+    except MemrlError as e:
+        _fail(str(e))
+        return
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=console, transient=False,
+    )  # fmt: skip
+
+    def setup(ctx: RunContext) -> None:
+        n = len(ctx.split.test[: spec.eval.limit] if spec.eval.limit else ctx.split.test)
+        bar = progress.add_task(f"{spec.algorithm} · {spec.model.name}", total=n)
+        ctx.on_item = lambda _r: progress.advance(bar)
+        console.print(f"run directory: {ctx.run.path}")
+
+    console.print(f"[dim]{spec.name}: {spec.algorithm} with {spec.model.name} (starting…)[/]")
+    try:
+        with progress:
+            res = run_task(spec, resume=resume, run_dir=run_dir, setup=setup)
+    except MemrlError as e:
+        _fail(str(e))
+        return
+    out.print(_summary_table(res))
+    tot = res.usage.get("total", {})
+    out.print(
+        f"tokens {int(tot.get('total_tokens', 0)):,} · cost ${tot.get('cost_usd', 0.0):.4f} · "
+        f"calls {int(tot.get('calls', 0))} (+{int(tot.get('cached_calls', 0))} from cache) · {res.seconds:.1f}s · {res.run_dir}"
+    )
+    if res.status != "finished":
+        console.print(f"[yellow]{res.message}[/] — raise the budget and rerun with --resume")
+        raise typer.Exit(3)
+
+
+@app.command("resume")
+def resume_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
+    config: Annotated[
+        list[str] | None, typer.Option("-c", "--config", help="Override: key.path=value")
+    ] = None,
+) -> None:
+    """Continue an interrupted run from its directory."""
+    from memrl.runs import RunDir
+
+    if not (run_dir / "spec.yaml").exists():
+        _fail(f"{run_dir} is not a memrl run directory (no spec.yaml)")
+    spec_path = run_dir / "spec.yaml"
+    try:
+        RunDir(run_dir).load_spec(config or [])
+    except MemrlError as e:
+        _fail(str(e))
+    run(spec_path, config=config, resume=True, run_dir=run_dir, verbose=False)
+
+
+@app.command("serve-local")
+def serve_local(
+    model: Annotated[
+        str, typer.Argument(help="'local' (bundled SmolLM2) or 'local:/path/model.gguf'")
+    ] = "local",
+    port: Annotated[int | None, typer.Option(help="Port (a free one by default).")] = None,
+    n_ctx: Annotated[int, typer.Option(help="Context size.")] = 2048,
+) -> None:
+    """Serve a local GGUF model over the OpenAI API on loopback, for other processes."""
+    from memrl.llm.local import LocalServer, resolve_gguf
+
+    try:
+        srv = LocalServer(resolve_gguf(model), n_ctx=n_ctx, port=port).start()
+    except MemrlError as e:
+        _fail(str(e))
+        return
+    out.print(
+        f"serving {srv.model_path.name} at {srv.api_base} (ready in {srv.startup_s:.1f}s); Ctrl-C stops it"
+    )
+    out.print(f"use it as: model: {{name: openai/local, api_base: {srv.api_base}}}")
+    try:
+        while srv.proc is not None and srv.proc.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.stop()
+
+
+def _mount_optional() -> None:
+    try:
+        from memrl.memory.cli import memory_app
+
+        app.add_typer(memory_app, name="memory", help="Inspect memory stores.")
+    except ImportError:  # pragma: no cover - the memory layer is part of the package
+        pass
+
+
+_mount_optional()
+
+
+def _sigterm(_signum: int, _frame: Any) -> None:
+    raise SystemExit(143)  # unwinds finally-blocks: the local server and files are closed cleanly
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/] — continue with: memrl run TASK --resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

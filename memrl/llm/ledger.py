@@ -1,0 +1,88 @@
+"""Token and dollar accounting per call, per phase and per run, with hard budgets."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from memrl.errors import BudgetExceeded
+from memrl.types import Usage
+
+__all__ = ["Ledger", "CallRecord"]
+
+
+class CallRecord(BaseModel):
+    """One model call as the ledger saw it (no prompt or key, only counts)."""
+
+    model: str
+    phase: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_s: float
+    attempts: int = 1
+    cached: bool = False
+
+
+class Ledger:
+    """Sums usage by phase; refuses new calls once a budget is spent.
+
+    Budgets are checked before each call, so a run stops between calls with everything paid for kept;
+    calls already in flight may finish and overshoot by at most one call per concurrent slot.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_tokens: int | None = None,
+        max_usd: float | None = None,
+        calls_path: str | Path | None = None,
+        start: dict[str, Usage] | None = None,
+    ) -> None:
+        self.max_tokens, self.max_usd = max_tokens, max_usd
+        self.by_phase: dict[str, Usage] = dict(start or {})
+        self._calls_path = Path(calls_path) if calls_path else None
+        self._lock = threading.Lock()
+
+    @property
+    def total(self) -> Usage:
+        return sum(self.by_phase.values(), Usage())
+
+    def check(self) -> None:
+        t = self.total
+        if self.max_tokens is not None and t.total_tokens >= self.max_tokens:
+            raise BudgetExceeded("token", t.total_tokens, self.max_tokens)
+        if self.max_usd is not None and t.cost_usd >= self.max_usd:
+            raise BudgetExceeded("USD", round(t.cost_usd, 6), self.max_usd)
+
+    def record(self, rec: CallRecord) -> None:
+        u = Usage(
+            prompt_tokens=0 if rec.cached else rec.prompt_tokens,
+            completion_tokens=0 if rec.cached else rec.completion_tokens,
+            cost_usd=0.0 if rec.cached else rec.cost_usd,
+            calls=0 if rec.cached else 1,
+            cached_calls=1 if rec.cached else 0,
+        )
+        with self._lock:
+            self.by_phase[rec.phase] = self.by_phase.get(rec.phase, Usage()) + u
+            if self._calls_path is not None:
+                with self._calls_path.open("a", encoding="utf-8") as f:
+                    f.write(rec.model_dump_json() + "\n")
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            out = {k: v.model_dump() | {"total_tokens": v.total_tokens} for k, v in self.by_phase.items()}
+        t = self.total
+        out["total"] = t.model_dump() | {"total_tokens": t.total_tokens}
+        return out
+
+    @classmethod
+    def load_phases(cls, path: str | Path) -> dict[str, Usage]:
+        p = Path(path)
+        if not p.exists():
+            return {}
+        data = json.loads(p.read_text())
+        return {k: Usage.model_validate(v) for k, v in data.items() if k != "total"}

@@ -1,0 +1,236 @@
+"""The litellm adapter: one raw call to any litellm model string, mapped onto memrl's types and errors.
+
+It makes exactly one attempt. Retries, caching, concurrency and budgets live in `managed.py`, so the
+SDK's own retry layers are switched off here (reference/PROVIDERS.md: they stack and ignore Retry-After).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from memrl import errors
+from memrl.llm.base import Request
+from memrl.types import Completion, TokenLogprob, Usage
+
+__all__ = ["LiteLLMClient", "import_litellm", "to_memrl_error"]
+
+log = logging.getLogger(__name__)
+
+#: Providers whose chat API returns n samples from one call; others get n single-sample calls.
+_NATIVE_N = frozenset({"openai", "azure", "deepseek", "together_ai", "fireworks_ai"})
+
+
+def import_litellm() -> Any:
+    """Import litellm without its start-up fetch of the online price map."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    return litellm
+
+
+def _header(exc: BaseException, name: str) -> str | None:
+    for holder in (getattr(exc, "headers", None), getattr(exc, "litellm_response_headers", None)):
+        if holder:
+            for k, v in dict(holder).items():
+                if k.lower() == name:
+                    return str(v)
+    resp = getattr(exc, "response", None)
+    headers = getattr(resp, "headers", None)
+    if headers is not None:
+        try:
+            v = headers.get(name)
+            return str(v) if v is not None else None
+        except Exception:  # noqa: BLE001 - a mocked response may not have real headers
+            return None
+    return None
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    raw = _header(exc, "retry-after-ms")
+    if raw:
+        try:
+            return max(0.0, float(raw) / 1000)
+        except ValueError:
+            pass
+    raw = _header(exc, "retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(raw)
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+def to_memrl_error(exc: BaseException, provider: str) -> errors.ProviderError:
+    """Classify any failure of a call by its HTTP status or transport kind, never by its text."""
+    if isinstance(exc, errors.ProviderError):
+        return exc
+    status = getattr(exc, "status_code", None)
+    status = status if isinstance(status, int) else None
+    msg = str(getattr(exc, "message", None) or exc).strip() or type(exc).__name__
+    msg = msg.splitlines()[0][:300]
+    kw: dict[str, Any] = {"status": status, "provider": provider, "retry_after": _retry_after(exc)}
+    name = type(exc).__name__
+    if status in (401, 403) or name in ("AuthenticationError", "PermissionDeniedError"):
+        return errors.AuthenticationError(
+            f"{provider}: authentication failed ({status or name}); check the API key in the environment",
+            **kw,
+        )
+    if status == 429:
+        return errors.RateLimitError(f"{provider}: rate limited (429): {msg}", **kw)
+    if status is not None and (status >= 500 or status in errors.RETRYABLE_STATUS):
+        return errors.ServerError(f"{provider}: server error {status}: {msg}", **kw)
+    if status is not None and 400 <= status < 500:
+        return errors.BadRequestError(f"{provider}: request rejected ({status}): {msg}", **kw)
+    if name in ("Timeout", "APIConnectionError") or isinstance(exc, (TimeoutError, ConnectionError)):
+        return errors.TransportError(f"{provider}: {name}: {msg}", **kw)
+    if isinstance(exc, json.JSONDecodeError) or errors.is_retryable(exc):
+        return errors.TransportError(f"{provider}: unreadable response ({name}): {msg}", **kw)
+    # litellm wraps odd bodies in APIError without a status: treat as a server fault.
+    if name in ("APIError", "InternalServerError", "ServiceUnavailableError", "BadGatewayError"):
+        return errors.ServerError(f"{provider}: {name}: {msg}", **kw)
+    return errors.ProviderError(f"{provider}: {name}: {msg}", **kw)
+
+
+def _logprobs(choice: Any) -> list[TokenLogprob] | None:
+    lp = getattr(choice, "logprobs", None)
+    content = getattr(lp, "content", None) if lp is not None else None
+    if content is None and isinstance(lp, dict):
+        content = lp.get("content")
+    if not content:
+        return None
+    out = []
+    for t in content:
+        get = t.get if isinstance(t, dict) else lambda k, _t=t: getattr(_t, k, None)
+        top = get("top_logprobs") or []
+        out.append(
+            TokenLogprob(
+                token=str(get("token")),
+                logprob=float(get("logprob")),
+                top={
+                    str(a["token"] if isinstance(a, dict) else a.token): float(
+                        a["logprob"] if isinstance(a, dict) else a.logprob
+                    )
+                    for a in top
+                },
+            )
+        )
+    return out
+
+
+class LiteLLMClient:
+    """One attempt at a chat completion through litellm."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        api_key_env: str | None = None,
+        timeout_s: float = 120.0,
+        local: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.provider = model.split("/", 1)[0] if "/" in model else "openai"
+        self.api_base = api_base
+        self.api_key_env = api_key_env
+        self.timeout_s = timeout_s
+        self.local = local
+        self.extra = dict(extra or {})
+        self.native_n = self.provider in _NATIVE_N and not api_base
+        self._litellm = import_litellm()
+
+    def _api_key(self) -> str | None:
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise errors.ConfigError(
+                    f"model.api_key_env names {self.api_key_env}, which is not set in the environment"
+                )
+            return key
+        return "sk-no-key-needed" if self.local else None
+
+    def _kwargs(self, request: Request, n: int) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.model_dump() for m in request.messages],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+            "timeout": self.timeout_s,
+            "num_retries": 0,
+            "max_retries": 0,
+            **self.extra,
+        }
+        if n > 1:
+            kw["n"] = n
+        if request.stop:
+            kw["stop"] = list(request.stop)
+        if request.logprobs:
+            kw["logprobs"] = True
+            if request.top_logprobs:
+                kw["top_logprobs"] = request.top_logprobs
+        if request.json_schema is not None:
+            if self.local:  # llama.cpp's server takes the schema inside json_object (it rejects json_schema)
+                kw["response_format"] = {"type": "json_object", "schema": request.json_schema}
+            else:
+                kw["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "output", "schema": request.json_schema},
+                }
+        if self.api_base:
+            kw["api_base"] = self.api_base
+        key = self._api_key()
+        if key:
+            kw["api_key"] = key
+        return kw
+
+    async def complete_once(self, request: Request, n: int = 1) -> list[Completion]:
+        """One HTTP call returning n samples (n > 1 only where the provider supports it natively)."""
+        try:
+            resp = await self._litellm.acompletion(**self._kwargs(request, n))
+        except errors.MemrlError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is classified, none swallowed
+            raise to_memrl_error(exc, self.provider) from exc
+        choices = list(getattr(resp, "choices", None) or [])
+        if not choices:
+            raise errors.ServerError(f"{self.provider}: response had no choices", provider=self.provider)
+        u = getattr(resp, "usage", None)
+        cost = 0.0
+        if not self.local:
+            try:
+                cost = float(self._litellm.completion_cost(completion_response=resp) or 0.0)
+            except Exception:  # noqa: BLE001 - unknown price: count tokens, report $0, say so once
+                log.debug("no price known for %s; cost counted as 0", self.model)
+        usage = Usage(
+            prompt_tokens=int(getattr(u, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(u, "completion_tokens", 0) or 0),
+            cost_usd=cost,
+            calls=1,
+        )
+        out = []
+        for i, ch in enumerate(choices):
+            msg = getattr(ch, "message", None)
+            text = getattr(msg, "content", None) or ""
+            finish = getattr(ch, "finish_reason", None)
+            if finish == "content_filter" and not text:
+                raise errors.BadRequestError(f"{self.provider}: answer withheld by the content filter")
+            out.append(
+                Completion(
+                    text=text,
+                    finish_reason=finish,
+                    logprobs=_logprobs(ch),
+                    usage=usage if i == 0 else Usage(),
+                    model=self.model,
+                )
+            )
+        return out

@@ -1,0 +1,198 @@
+"""The embedded local model: llama-cpp-python's OpenAI-compatible server on a free loopback port.
+
+`model: local` serves the bundled SmolLM2-135M-Instruct GGUF; `model: local:/path/model.gguf` serves any
+GGUF. memrl starts the server, waits until it answers, reuses it for the whole run and stops it on exit,
+on Ctrl-C and on errors (and the kernel stops it if memrl itself is killed, via PR_SET_PDEATHSIG).
+The model is then reached through litellm as `openai/local` with `api_base`, the same path as hosted APIs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.util
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from memrl.errors import LocalModelError
+
+__all__ = ["LocalServer", "resolve_gguf", "shared_server", "free_port", "stop_all"]
+
+log = logging.getLogger(__name__)
+
+ALIAS = "local"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def resolve_gguf(name: str) -> Path:
+    """`local` → the bundled SmolLM2 GGUF; `local:/path.gguf` → that file (checked)."""
+    if name == "local":
+        from memrl.llm.gguf import default_gguf_path
+
+        return default_gguf_path()
+    path = Path(name.removeprefix("local:")).expanduser()
+    if not path.is_file():
+        raise LocalModelError(f"model {name!r}: no GGUF file at {path}")
+    return path
+
+
+def _die_with_parent() -> None:  # runs in the child before exec
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    os.setpgrp()  # Ctrl-C in the terminal reaches memrl, which stops the server itself
+
+
+class LocalServer:
+    """One llama.cpp server process. Use as a context manager or call start()/stop()."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        n_ctx: int = 2048,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        n_threads: int | None = None,
+        log_path: str | Path | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.n_ctx = n_ctx
+        self.host = host
+        self.port = port or free_port()
+        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self.log_path = (
+            Path(log_path) if log_path else Path(tempfile.gettempdir()) / f"memrl-llama-{self.port}.log"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.startup_s: float | None = None
+
+    @property
+    def api_base(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(self.model_path),
+            "--model_alias", ALIAS,
+            "--host", self.host,
+            "--port", str(self.port),
+            "--n_ctx", str(self.n_ctx),
+            "--n_threads", str(self.n_threads),
+            "--n_threads_batch", str(self.n_threads),
+        ]  # fmt: skip
+
+    def start(self, timeout_s: float = 180.0) -> LocalServer:
+        if self.proc is not None:
+            return self
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise LocalModelError(
+                "model 'local' needs llama-cpp-python's server: pip install 'memrl[local]' "
+                "(it compiles llama.cpp once, 5–8 minutes on 2 cores)"
+            )
+        t0 = time.perf_counter()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        logf = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            self.command(), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
+        logf.close()
+        _register(self)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-1500:]
+                self.proc = None
+                raise LocalModelError(f"the local model server exited at start-up; its log ends:\n{tail}")
+            try:
+                r = httpx.get(f"{self.api_base}/models", timeout=2.0)
+                if r.status_code == 200:
+                    self.startup_s = time.perf_counter() - t0
+                    log.info(
+                        "local model %s ready at %s in %.1fs",
+                        self.model_path.name,
+                        self.api_base,
+                        self.startup_s,
+                    )
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise LocalModelError(
+            f"the local model server did not answer within {timeout_s:.0f}s (log: {self.log_path})"
+        )
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ------------------------------------------------------------------ one shared server per model per process
+
+_servers: dict[tuple[str, int], LocalServer] = {}
+_all: list[LocalServer] = []
+_lock = threading.Lock()
+
+
+def _register(server: LocalServer) -> None:
+    with _lock:
+        _all.append(server)
+
+
+def shared_server(name: str, n_ctx: int = 2048) -> LocalServer:
+    """The running server for this model in this process, started on first use."""
+    path = resolve_gguf(name)
+    key = (str(path), n_ctx)
+    with _lock:
+        srv = _servers.get(key)
+    if srv is None or srv.proc is None or srv.proc.poll() is not None:
+        srv = LocalServer(path, n_ctx=n_ctx).start()
+        with _lock:
+            _servers[key] = srv
+    return srv
+
+
+def stop_all() -> None:
+    with _lock:
+        servers = list(_all)
+        _all.clear()
+        _servers.clear()
+    for s in servers:
+        with contextlib.suppress(Exception):
+            s.stop()
+
+
+atexit.register(stop_all)

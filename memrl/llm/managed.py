@@ -1,0 +1,151 @@
+"""ManagedLLM: the `LLM` every algorithm gets. It wraps one raw client with, in order:
+cache lookup → budget check → concurrency slot → tenacity retries → cache write → ledger.
+
+One retry policy for all providers: exponential backoff with jitter, Retry-After honoured (capped),
+bounded attempts, and only for errors `is_retryable` accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Protocol
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from memrl.errors import ProviderError, is_retryable
+from memrl.llm.base import Request
+from memrl.llm.cache import ResponseCache, cache_key
+from memrl.llm.ledger import CallRecord, Ledger
+from memrl.types import Completion
+
+__all__ = ["ManagedLLM", "RawClient", "RetryPolicy"]
+
+log = logging.getLogger(__name__)
+
+
+class RawClient(Protocol):
+    model: str
+    native_n: bool
+
+    async def complete_once(self, request: Request, n: int = 1) -> list[Completion]: ...
+
+
+class RetryPolicy:
+    """How long to wait before attempt k+1: Retry-After when the server says, else backoff with jitter."""
+
+    def __init__(self, max_attempts: int = 5, max_wait_s: float = 60.0, initial_s: float = 0.5) -> None:
+        self.max_attempts = max_attempts
+        self.max_wait_s = max_wait_s
+        self._backoff = wait_exponential_jitter(initial=initial_s, max=max(initial_s, min(30.0, max_wait_s)))
+
+    def wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        ra = getattr(exc, "retry_after", None)
+        if isinstance(ra, (int, float)):
+            return min(float(ra), self.max_wait_s)
+        return float(self._backoff(state))
+
+    def retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self.wait,
+            retry=retry_if_exception(is_retryable),
+            reraise=True,
+            before_sleep=self._log,
+        )
+
+    @staticmethod
+    def _log(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning("attempt %d failed (%s); retrying in %.2fs", state.attempt_number, exc, wait)
+
+
+class ManagedLLM:
+    """An `LLM` over a raw client, with caching, budgets, a concurrency limit and retries."""
+
+    def __init__(
+        self,
+        client: RawClient,
+        *,
+        name: str | None = None,
+        cache: ResponseCache | None = None,
+        ledger: Ledger | None = None,
+        max_concurrency: int = 4,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.client = client
+        self.name = name or client.model
+        self.cache = cache
+        self.ledger = ledger or Ledger()
+        self.retry = retry or RetryPolicy()
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self.attempts = 0  # HTTP attempts made, successful or not
+
+    async def complete(
+        self, request: Request, *, n: int = 1, phase: str = "default", salt: str = ""
+    ) -> list[Completion]:
+        keys = [cache_key(self.name, request, i, salt) for i in range(n)]
+        found: dict[int, Completion] = {}
+        if self.cache is not None:
+            for i, k in enumerate(keys):
+                hit = self.cache.get(k)
+                if hit is not None:
+                    found[i] = hit.model_copy(update={"cached": True})
+                    self.ledger.record(_record(self.name, phase, hit, 0.0, 0, cached=True))
+        missing = [i for i in range(n) if i not in found]
+        if missing:
+            if self.client.native_n and len(missing) > 1:
+                fresh = await self._call(request, len(missing), phase)
+                pairs = list(zip(missing, fresh, strict=True))
+            else:
+                results = await asyncio.gather(*(self._call(request, 1, phase) for _ in missing))
+                pairs = [(i, r[0]) for i, r in zip(missing, results, strict=True)]
+            for i, c in pairs:
+                found[i] = c
+                if self.cache is not None:
+                    self.cache.put(keys[i], self.name, c)
+        return [found[i] for i in range(n)]
+
+    async def _call(self, request: Request, n: int, phase: str) -> list[Completion]:
+        self.ledger.check()
+        async with self._slots:
+            self.ledger.check()
+            t0 = time.perf_counter()
+            attempts = 0
+            async for attempt in self.retry.retrying():
+                with attempt:
+                    attempts += 1
+                    self.attempts += 1
+                    out = await self.client.complete_once(request, n)
+                    if len(out) != n:
+                        raise ProviderError(f"asked for {n} samples, got {len(out)}", status=None)
+        latency = time.perf_counter() - t0
+        for j, c in enumerate(out):
+            self.ledger.record(
+                _record(self.name, phase, c, latency if j == 0 else 0.0, attempts if j == 0 else 0)
+            )
+        return out
+
+
+def _record(
+    model: str, phase: str, c: Completion, latency: float, attempts: int, cached: bool = False
+) -> CallRecord:
+    return CallRecord(
+        model=model,
+        phase=phase,
+        prompt_tokens=c.usage.prompt_tokens,
+        completion_tokens=c.usage.completion_tokens,
+        cost_usd=c.usage.cost_usd,
+        latency_s=latency,
+        attempts=attempts,
+        cached=cached,
+    )

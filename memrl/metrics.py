@@ -1,0 +1,62 @@
+"""Evaluation statistics: unbiased Pass@k (Chen et al. 2021), Mean@k, and 95 % confidence intervals."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+__all__ = ["pass_at_k", "mean_ci", "Score", "score_items"]
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Probability that at least one of k samples drawn from n (c of them correct) is correct."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def mean_ci(values: Sequence[float], z: float = 1.96) -> tuple[float, float, float]:
+    """Mean and a normal-approximation 95 % interval over items, clipped to [0, 1]."""
+    n = len(values)
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    m = sum(values) / n
+    if n == 1:
+        return m, 0.0, 1.0
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
+    half = z * sd / math.sqrt(n)
+    return m, max(0.0, m - half), min(1.0, m + half)
+
+
+class Score(BaseModel):
+    """Held-out accuracy of one evaluation."""
+
+    n_items: int
+    k: int
+    mean_at_k: float
+    mean_ci: tuple[float, float]
+    pass_at_k: float
+    pass_ci: tuple[float, float]
+    truncated_share: float = 0.0
+
+
+def score_items(correct_counts: Sequence[int], k: int, truncated: int = 0) -> Score:
+    """Mean@k and Pass@k over items, each with k samples of which `correct_counts[i]` were right."""
+    means = [c / k for c in correct_counts]
+    passes = [pass_at_k(k, c, k) for c in correct_counts]
+    m, mlo, mhi = mean_ci(means)
+    p, plo, phi = mean_ci(passes)
+    total = len(correct_counts) * k
+    return Score(
+        n_items=len(correct_counts),
+        k=k,
+        mean_at_k=m,
+        mean_ci=(mlo, mhi),
+        pass_at_k=p,
+        pass_ci=(plo, phi),
+        truncated_share=truncated / total if total else 0.0,
+    )

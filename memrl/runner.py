@@ -1,0 +1,135 @@
+"""Run a task file end to end: run directory, model, data, verifier, algorithm, results.
+
+This is the library function behind `memrl run`; the CLI only parses arguments and prints what it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from memrl.errors import BudgetExceeded
+from memrl.llm.cache import ResponseCache
+from memrl.llm.factory import build_llm
+from memrl.llm.ledger import Ledger
+from memrl.llm.managed import ManagedLLM
+from memrl.runs import RunDir
+from memrl.spec import TaskSpec
+from memrl.tasks.base import Split, Verifier
+from memrl.types import ItemResult
+
+__all__ = ["RunResult", "RunContext", "run_task", "open_run"]
+
+log = logging.getLogger(__name__)
+
+
+class RunResult(BaseModel):
+    run_dir: str
+    status: str  # finished | budget
+    message: str = ""
+    results: dict[str, Any] = Field(default_factory=dict)
+    usage: dict[str, dict[str, float]] = Field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class RunContext:
+    """What an algorithm gets: the spec, the run directory, the policy LLM, the data and the verifier."""
+
+    def __init__(
+        self, spec: TaskSpec, run: RunDir, llm: ManagedLLM, split: Split, verifier: Verifier
+    ) -> None:
+        self.spec, self.run, self.llm, self.split, self.verifier = spec, run, llm, split, verifier
+        self.on_item: Callable[[ItemResult], None] | None = None
+        self.on_progress: Callable[[str, int, int], None] | None = None  # (label, done, total)
+
+    def save_usage(self) -> None:
+        self.run.write_json("usage.json", self.llm.ledger.snapshot())
+
+
+def open_run(
+    spec: TaskSpec, *, resume: bool = False, run_dir: str | Path | None = None
+) -> tuple[RunDir, TaskSpec]:
+    if run_dir is not None:
+        run = RunDir(run_dir)
+        if resume and (run.path / "spec.yaml").exists():
+            return run, spec
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_spec(spec)
+        return run, spec
+    if resume:
+        return RunDir.latest(spec), spec
+    return RunDir.create(spec), spec
+
+
+def _build_context(spec: TaskSpec, run: RunDir) -> RunContext:
+    from memrl.tasks.datasets import load_split
+    from memrl.tasks.verifiers import build_verifier
+
+    split = load_split(spec.data, spec.base_dir)
+    verifier = build_verifier(spec.verifier)
+    cache = None
+    if spec.cache.enabled:
+        path = Path(spec.cache.path) if spec.cache.path else run.file("cache.sqlite")
+        cache = ResponseCache(path)
+    ledger = Ledger(
+        max_tokens=spec.budget.max_tokens,
+        max_usd=spec.budget.max_usd,
+        calls_path=run.file("calls.jsonl"),
+        start=Ledger.load_phases(run.file("usage.json")),
+    )
+    llm = build_llm(spec.model, cache=cache, ledger=ledger)
+    return RunContext(spec, run, llm, split, verifier)
+
+
+async def _dispatch(ctx: RunContext) -> dict[str, Any]:
+    algo = ctx.spec.algorithm
+    if algo == "evaluate":
+        from memrl.algos.evaluate import evaluate_items
+
+        res = await evaluate_items(
+            ctx.llm, ctx.verifier, ctx.split.test,
+            prompt=ctx.spec.prompt, cfg=ctx.spec.eval, run=ctx.run, label="eval-test", on_item=ctx.on_item,
+        )  # fmt: skip
+        return {"eval-test": res.model_dump()}
+    raise NotImplementedError(f"algorithm {algo!r} is not built yet")
+
+
+def run_task(
+    spec: TaskSpec,
+    *,
+    resume: bool = False,
+    run_dir: str | Path | None = None,
+    setup: Callable[[RunContext], None] | None = None,
+) -> RunResult:
+    """Run (or resume) a task. A budget stop returns status 'budget' with everything learned saved."""
+    run, spec = open_run(spec, resume=resume, run_dir=run_dir)
+    t0 = time.perf_counter()
+    ctx = _build_context(spec, run)
+    if setup:
+        setup(ctx)
+    status, message, results = "finished", "", {}
+    try:
+        results = asyncio.run(_dispatch(ctx))
+    except BudgetExceeded as e:
+        status, message = "budget", str(e)
+        log.warning("%s", e)
+    finally:
+        ctx.save_usage()
+        if ctx.llm.cache is not None:
+            ctx.llm.cache.close()
+    out = RunResult(
+        run_dir=str(run.path),
+        status=status,
+        message=message,
+        results=results,
+        usage=ctx.llm.ledger.snapshot(),
+        seconds=time.perf_counter() - t0,
+    )
+    run.write_json("results.json", out.model_dump())
+    return out

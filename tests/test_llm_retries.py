@@ -1,0 +1,109 @@
+"""The model layer at the wire: a real local HTTP server answers 429/500/401/... and memrl reacts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from memrl.errors import AuthenticationError, BadRequestError, BudgetExceeded, ServerError
+from memrl.llm.base import Request
+from memrl.llm.cache import ResponseCache
+from memrl.llm.ledger import Ledger
+from memrl.llm.litellm_adapter import LiteLLMClient
+from memrl.llm.managed import ManagedLLM, RetryPolicy
+from memrl.testing import Action, FakeOpenAIServer
+from memrl.types import Message
+
+REQ = Request.of([Message.user("What is 2+2?")], temperature=0.0, max_tokens=8)
+
+
+def managed(server: FakeOpenAIServer, **kw) -> ManagedLLM:
+    client = LiteLLMClient(
+        "openai/fake", api_base=server.api_base, timeout_s=kw.pop("timeout_s", 5.0), local=True
+    )
+    retry = RetryPolicy(max_attempts=kw.pop("max_attempts", 5), max_wait_s=5.0, initial_s=0.05)
+    return ManagedLLM(client, name="fake", retry=retry, **kw)
+
+
+async def test_429_retry_after_then_500_then_success_counts_once():
+    script = [Action(status=429, headers={"Retry-After": "1"}), Action(status=500), Action(text="4")]
+    with FakeOpenAIServer(script) as srv:
+        ledger = Ledger()
+        llm = managed(srv, ledger=ledger)
+        out = await llm.complete(REQ, phase="rollout")
+    assert [c.text for c in out] == ["4"]
+    assert len(srv.requests) == 3, "exactly one request per attempt: no hidden SDK retries"
+    gap = srv.requests[1]["t"] - srv.requests[0]["t"]
+    assert 0.95 <= gap < 2.0, f"waited {gap:.2f}s after Retry-After: 1"
+    u = ledger.by_phase["rollout"]
+    assert (u.prompt_tokens, u.completion_tokens, u.calls) == (10, 5, 1)
+
+
+async def test_401_fails_at_once_with_clear_error():
+    with FakeOpenAIServer(default=Action(status=401)) as srv:
+        llm = managed(srv)
+        t0 = time.perf_counter()
+        with pytest.raises(AuthenticationError, match="API key"):
+            await llm.complete(REQ)
+    assert len(srv.requests) == 1
+    assert time.perf_counter() - t0 < 3
+
+
+async def test_400_not_retried():
+    with FakeOpenAIServer(default=Action(status=400)) as srv, pytest.raises(BadRequestError):
+        await managed(srv).complete(REQ)
+    assert len(srv.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Action(status=503),
+        Action(body="{not json"),
+        Action(empty_choices=True),
+        Action(reset=True),
+        Action(delay_s=1.5),
+    ],
+    ids=["503", "malformed-json", "empty-choices", "connection-reset", "timeout"],
+)
+async def test_transient_faults_are_retried(fault):
+    with FakeOpenAIServer([fault], default=Action(text="fine")) as srv:
+        out = await managed(srv, timeout_s=1.0).complete(REQ)
+    assert out[0].text == "fine"
+    assert len(srv.requests) == 2
+
+
+async def test_attempts_are_bounded():
+    with FakeOpenAIServer(default=Action(status=500)) as srv, pytest.raises(ServerError):
+        await managed(srv, max_attempts=3).complete(REQ)
+    assert len(srv.requests) == 3
+
+
+async def test_cache_replays_without_calls_and_keeps_samples_distinct(tmp_path):
+    texts = iter(["a", "b", "c", "d"])
+    with FakeOpenAIServer() as srv:
+        srv.script = [Action(text=next(texts)) for _ in range(4)]
+        cache = ResponseCache(tmp_path / "cache.sqlite")
+        first = await managed(srv, cache=cache).complete(REQ, n=3)
+        assert sorted(c.text for c in first) == ["a", "b", "c"]
+        ledger = Ledger()
+        again = await managed(srv, cache=ResponseCache(tmp_path / "cache.sqlite"), ledger=ledger).complete(
+            REQ, n=3
+        )
+        assert [c.text for c in again] == [c.text for c in first]
+        assert len(srv.requests) == 3, "the replay sent nothing"
+        assert ledger.total.calls == 0 and ledger.total.cached_calls == 3
+        other = await managed(srv, cache=cache).complete(REQ, n=1, salt="epoch-2")
+        assert other[0].text == "d" and len(srv.requests) == 4
+
+
+async def test_token_budget_stops_before_the_next_call():
+    with FakeOpenAIServer() as srv:
+        ledger = Ledger(max_tokens=20)
+        llm = managed(srv, ledger=ledger)
+        await llm.complete(REQ)  # 15 tokens
+        await llm.complete(REQ)  # 30 tokens: allowed to finish
+        with pytest.raises(BudgetExceeded, match="token budget"):
+            await llm.complete(REQ)
+    assert len(srv.requests) == 2
