@@ -43,8 +43,8 @@ def _pct(x: float) -> str:
 
 def _summary_table(res: Any) -> Table:
     t = Table(title=f"memrl run — {res.status}", show_lines=False)
-    for col in ("evaluation", "items", "k", "Mean@k %", "95% CI", "Pass@k %", "truncated %", "items/s"):
-        t.add_column(col, justify="right" if col != "evaluation" else "left")
+    for col in ("eval", "items", "k", "Mean@k %", "95% CI", "Pass@k %", "trunc %", "items/s"):
+        t.add_column(col, justify="right" if col != "eval" else "left")
     for label, r in res.results.items():
         if not isinstance(r, dict) or "score" not in r:
             continue

@@ -74,7 +74,7 @@ async def evaluate_items(
 
     async def task(it: Item) -> None:
         async with gate:
-            r = await _one(llm, verifier, prompt, cfg, it, memory, salt=label)
+            r = await _one(llm, verifier, prompt, cfg, it, memory, salt=f"{label}:{it.id}")
         run.append_jsonl(fname, r.model_dump_json())
         done[it.id] = r
         if on_item:
