@@ -1,0 +1,211 @@
+"""The chromadb backend: an embedded `PersistentClient` directory, or a chroma server through `HttpClient`.
+
+memrl computes embeddings itself and hands chroma vectors. Each collection still records its embedder twice:
+in its metadata (`memrl_embedder`, `memrl_dim`), which memrl checks on every open so vectors of two models are
+never mixed, and as a registered chroma embedding function (`memrl`), so a collection reopened by plain
+chromadb in a new process (after `import memrl.memory.chroma`) embeds query texts with the same model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import chromadb
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.errors import NotFoundError
+from chromadb.utils.embedding_functions import register_embedding_function
+
+from memrl.errors import ConfigError
+from memrl.memory.base import Embedder, Row, Where
+
+__all__ = ["ChromaBackend", "ChromaIndex", "MemrlEmbeddingFunction", "SCHEMA_VERSION"]
+
+log = logging.getLogger(__name__)
+
+#: Version of the layout memrl writes into a collection (document = record JSON, flat filter metadata).
+SCHEMA_VERSION = 1
+
+
+@register_embedding_function
+class MemrlEmbeddingFunction(EmbeddingFunction[Documents]):
+    """A chroma embedding function wrapping a memrl `Embedder`, rebuilt from its name in a new process."""
+
+    def __init__(self, embedder: Embedder | str) -> None:
+        self._embedder = embedder if not isinstance(embedder, str) else None
+        self._name = embedder if isinstance(embedder, str) else embedder.name
+
+    def _get(self) -> Embedder:
+        if self._embedder is None:  # built lazily: opening a collection must not load a model
+            from memrl.memory.embed import make_embedder
+
+            self._embedder = make_embedder(self._name)
+        return self._embedder
+
+    def __call__(self, input: Documents) -> Embeddings:
+        import numpy as np
+
+        return [np.asarray(v, dtype=np.float32) for v in self._get().embed(list(input))]
+
+    @staticmethod
+    def name() -> str:
+        return "memrl"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"embedder": self._name}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> MemrlEmbeddingFunction:
+        return MemrlEmbeddingFunction(str(config["embedder"]))
+
+    def default_space(self) -> Any:
+        return "cosine"
+
+    def supported_spaces(self) -> Any:
+        return ["cosine"]
+
+
+class ChromaIndex:
+    """One chroma collection as a memrl `VectorIndex`."""
+
+    def __init__(self, collection: Any, max_batch: int) -> None:
+        self._col, self._max_batch = collection, max_batch
+
+    @property
+    def name(self) -> str:
+        return str(self._col.name)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._col.metadata or {})
+
+    def upsert(
+        self,
+        ids: list[str],
+        embeddings: list[list[float]],
+        documents: list[str],
+        metadatas: list[dict[str, Any]],
+    ) -> None:
+        step = self._max_batch
+        for i in range(0, len(ids), step):
+            self._col.upsert(
+                ids=ids[i : i + step],
+                embeddings=embeddings[i : i + step],
+                documents=documents[i : i + step],
+                metadatas=metadatas[i : i + step],
+            )
+
+    def get(
+        self, ids: list[str] | None = None, where: Where | None = None, include_embeddings: bool = False
+    ) -> list[Row]:
+        if ids is not None and not ids:
+            return []
+        include = ["documents", "metadatas", *(["embeddings"] if include_embeddings else [])]
+        res = self._col.get(ids=ids, where=where or None, include=include)
+        embs = res.get("embeddings")
+        return [
+            Row(
+                id=res["ids"][i],
+                document=res["documents"][i],
+                metadata=dict(res["metadatas"][i] or {}),
+                embedding=[float(x) for x in embs[i]] if include_embeddings and embs is not None else None,
+            )
+            for i in range(len(res["ids"]))
+        ]
+
+    def query(
+        self, embedding: list[float], k: int, where: Where | None = None, include_embeddings: bool = False
+    ) -> list[Row]:
+        if k <= 0:
+            return []
+        include = ["documents", "metadatas", "distances", *(["embeddings"] if include_embeddings else [])]
+        res = self._col.query(query_embeddings=[embedding], n_results=k, where=where or None, include=include)
+        embs = res.get("embeddings")
+        return [
+            Row(
+                id=res["ids"][0][i],
+                document=res["documents"][0][i],
+                metadata=dict(res["metadatas"][0][i] or {}),
+                embedding=[float(x) for x in embs[0][i]] if include_embeddings and embs is not None else None,
+                similarity=1.0 - float(res["distances"][0][i]),
+            )
+            for i in range(len(res["ids"][0]))
+        ]
+
+    def delete(self, ids: list[str]) -> None:
+        for i in range(0, len(ids), self._max_batch):
+            self._col.delete(ids=ids[i : i + self._max_batch])
+
+    def count(self) -> int:
+        return int(self._col.count())
+
+
+class ChromaBackend:
+    """Chroma at a directory (embedded) or at `http(s)://host:port` (a `chroma run` server)."""
+
+    def __init__(self, location: str | Path) -> None:
+        loc = str(location)
+        self.location = loc
+        if loc.startswith(("http://", "https://")):
+            url = urlparse(loc)
+            if not url.hostname:
+                raise ConfigError(f"memory url {loc!r} has no host; write it as http://host:port")
+            port = url.port or (443 if url.scheme == "https" else 8000)
+            try:
+                self.client: Any = chromadb.HttpClient(
+                    host=url.hostname, port=port, ssl=url.scheme == "https"
+                )
+                self.client.heartbeat()
+            except Exception as e:  # chromadb raises ValueError or httpx errors for an unreachable server
+                raise ConfigError(
+                    f"cannot reach a chroma server at {loc}: {e}. Start one with "
+                    f"`chroma run --path DIR --host {url.hostname} --port {port}`, or use a directory path instead"
+                ) from e
+        else:
+            path = Path(loc).expanduser()
+            if path.exists() and not path.is_dir():
+                raise ConfigError(
+                    f"memory path {loc!r} is a file; give a directory (it is created if missing)"
+                )
+            path.mkdir(parents=True, exist_ok=True)
+            self.client = chromadb.PersistentClient(path=str(path))
+        self._max_batch = int(self.client.get_max_batch_size())
+
+    def open_index(self, name: str, embedder: Embedder) -> ChromaIndex:
+        meta = {
+            "memrl_embedder": embedder.name,
+            "memrl_dim": int(embedder.dim),
+            "memrl_schema": SCHEMA_VERSION,
+        }
+        col = self.client.get_or_create_collection(
+            name,
+            metadata=meta,
+            configuration={"hnsw": {"space": "cosine"}},
+            embedding_function=MemrlEmbeddingFunction(embedder),
+        )
+        have = dict(col.metadata or {})
+        if have.get("memrl_embedder") != embedder.name or int(have.get("memrl_dim", -1)) != int(embedder.dim):
+            raise ConfigError(
+                f"memory collection {name!r} at {self.location} holds vectors of embedder "
+                f"{have.get('memrl_embedder')!r} (dim {have.get('memrl_dim')}), but it was opened with "
+                f"{embedder.name!r} (dim {embedder.dim}). Vectors of two models cannot be mixed: open it with "
+                f"embedder {have.get('memrl_embedder')!r}, or export it and import it into a new location with the "
+                "new embedder (import re-embeds every record)"
+            )
+        log.debug("opened chroma collection %s at %s", name, self.location)
+        return ChromaIndex(col, self._max_batch)
+
+    def existing_index(self, name: str) -> ChromaIndex:
+        try:
+            col = self.client.get_collection(name)
+        except (NotFoundError, ValueError) as e:
+            raise ConfigError(f"no memory collection {name!r} at {self.location}") from e
+        return ChromaIndex(col, self._max_batch)
+
+    def index_names(self) -> list[str]:
+        return sorted(c.name for c in self.client.list_collections())
+
+    def drop_index(self, name: str) -> None:
+        self.client.delete_collection(name)
