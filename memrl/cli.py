@@ -57,6 +57,22 @@ def _summary_table(res: Any) -> Table:
     return t
 
 
+class _Bars:
+    """The runner's progress reports as rich bars, one per label."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.ids: dict[str, Any] = {}
+
+    def start(self, label: str, total: int) -> None:
+        if label not in self.ids:
+            self.ids[label] = self.progress.add_task(label, total=total)
+
+    def advance(self, label: str, n: int = 1) -> None:
+        if label in self.ids and n:
+            self.progress.advance(self.ids[label], n)
+
+
 @app.command()
 def run(
     task: Annotated[Path, typer.Argument(help="The task file (task.yaml).")],
@@ -86,9 +102,7 @@ def run(
     )  # fmt: skip
 
     def setup(ctx: RunContext) -> None:
-        n = len(ctx.split.test[: spec.eval.limit] if spec.eval.limit else ctx.split.test)
-        bar = progress.add_task(f"{spec.algorithm} · {spec.model.name}", total=n)
-        ctx.on_item = lambda _r: progress.advance(bar)
+        ctx.progress = _Bars(progress)
         console.print(f"run directory: {ctx.run.path}")
 
     console.print(f"[dim]{spec.name}: {spec.algorithm} with {spec.model.name} (starting…)[/]")

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -18,13 +18,12 @@ from memrl.errors import BudgetExceeded
 from memrl.llm.cache import ResponseCache
 from memrl.llm.factory import build_llm
 from memrl.llm.ledger import Ledger
-from memrl.llm.managed import ManagedLLM
+from memrl.llm.managed import ManagedLLM, RawClient
 from memrl.runs import RunDir
 from memrl.spec import TaskSpec
 from memrl.tasks.base import Split, Verifier
-from memrl.types import ItemResult
 
-__all__ = ["RunResult", "RunContext", "run_task", "open_run"]
+__all__ = ["RunResult", "RunContext", "Progress", "NoProgress", "run_task", "open_run"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +37,22 @@ class RunResult(BaseModel):
     seconds: float = 0.0
 
 
+class Progress(Protocol):
+    """Where long work reports how far it got (the CLI draws bars; the library default is silent)."""
+
+    def start(self, label: str, total: int) -> None: ...
+
+    def advance(self, label: str, n: int = 1) -> None: ...
+
+
+class NoProgress:
+    def start(self, label: str, total: int) -> None:
+        pass
+
+    def advance(self, label: str, n: int = 1) -> None:
+        pass
+
+
 class RunContext:
     """What an algorithm gets: the spec, the run directory, the policy LLM, the data and the verifier."""
 
@@ -45,8 +60,7 @@ class RunContext:
         self, spec: TaskSpec, run: RunDir, llm: ManagedLLM, split: Split, verifier: Verifier
     ) -> None:
         self.spec, self.run, self.llm, self.split, self.verifier = spec, run, llm, split, verifier
-        self.on_item: Callable[[ItemResult], None] | None = None
-        self.on_progress: Callable[[str, int, int], None] | None = None  # (label, done, total)
+        self.progress: Progress = NoProgress()
 
     def save_usage(self) -> None:
         self.run.write_json("usage.json", self.llm.ledger.snapshot())
@@ -67,12 +81,12 @@ def open_run(
     return RunDir.create(spec), spec
 
 
-def _build_context(spec: TaskSpec, run: RunDir) -> RunContext:
+def _build_context(spec: TaskSpec, run: RunDir, client: RawClient | None = None) -> RunContext:
     from memrl.tasks.datasets import load_split
     from memrl.tasks.verifiers import build_verifier
 
     split = load_split(spec.data, spec.base_dir)
-    verifier = build_verifier(spec.verifier)
+    verifier = build_verifier(spec.verifier, spec.base_dir)
     cache = None
     if spec.cache.enabled:
         path = Path(spec.cache.path) if spec.cache.path else run.file("cache.sqlite")
@@ -83,7 +97,10 @@ def _build_context(spec: TaskSpec, run: RunDir) -> RunContext:
         calls_path=run.file("calls.jsonl"),
         start=Ledger.load_phases(run.file("usage.json")),
     )
-    llm = build_llm(spec.model, cache=cache, ledger=ledger)
+    if client is not None:
+        llm = ManagedLLM(client, cache=cache, ledger=ledger, max_concurrency=spec.model.max_concurrency)
+    else:
+        llm = build_llm(spec.model, cache=cache, ledger=ledger)
     return RunContext(spec, run, llm, split, verifier)
 
 
@@ -94,9 +111,13 @@ async def _dispatch(ctx: RunContext) -> dict[str, Any]:
 
         res = await evaluate_items(
             ctx.llm, ctx.verifier, ctx.split.test,
-            prompt=ctx.spec.prompt, cfg=ctx.spec.eval, run=ctx.run, label="eval-test", on_item=ctx.on_item,
+            prompt=ctx.spec.prompt, cfg=ctx.spec.eval, run=ctx.run, label="eval-test", progress=ctx.progress,
         )  # fmt: skip
         return {"eval-test": res.model_dump()}
+    if algo == "tfgrpo":
+        from memrl.algos.tfgrpo import run_tfgrpo
+
+        return await run_tfgrpo(ctx)
     raise NotImplementedError(f"algorithm {algo!r} is not built yet")
 
 
@@ -106,11 +127,16 @@ def run_task(
     resume: bool = False,
     run_dir: str | Path | None = None,
     setup: Callable[[RunContext], None] | None = None,
+    client: RawClient | None = None,
 ) -> RunResult:
-    """Run (or resume) a task. A budget stop returns status 'budget' with everything learned saved."""
+    """Run (or resume) a task. A budget stop returns status 'budget' with everything learned saved.
+
+    `client` replaces the model the spec names with any raw client (a test double, a custom provider);
+    it still gets the run's cache, budgets, retries and concurrency limit.
+    """
     run, spec = open_run(spec, resume=resume, run_dir=run_dir)
     t0 = time.perf_counter()
-    ctx = _build_context(spec, run)
+    ctx = _build_context(spec, run, client)
     if setup:
         setup(ctx)
     status, message, results = "finished", "", {}

@@ -28,6 +28,7 @@ __all__ = [
     "BudgetSpec",
     "CacheSpec",
     "RunSpec",
+    "TFGRPOSpec",
     "load_spec",
     "apply_overrides",
 ]
@@ -163,6 +164,46 @@ class RunSpec(_Strict):
     seed: int = 0
 
 
+class TFGRPOSpec(_Strict):
+    """Training-Free GRPO: epochs × steps of `batch_size` queries with `group_size` rollouts each."""
+
+    epochs: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=4, ge=1)
+    group_size: int = Field(default=4, ge=2)
+    steps_per_epoch: int | None = Field(
+        default=None, ge=1, description="Default: one pass over the training split."
+    )
+    temperature: float = Field(default=0.7, ge=0, le=2, description="Rollout temperature.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Rollout answer cap; eval.max_tokens by default."
+    )
+    learner: ModelSpec | None = Field(
+        default=None, description="The model that writes lessons; the policy by default."
+    )
+    given_ground_truth: bool = Field(default=True, description="Show the learner the reference answer.")
+    lessons_per_group: int = Field(default=2, ge=1, le=10)
+    ops_per_query: int = Field(default=3, ge=1, le=10)
+    word_cap: int = Field(default=32, ge=4, le=200)
+    summary_words: int = Field(default=60, ge=10)
+    learner_temperature: float = Field(default=0.3, ge=0, le=2)
+    learner_max_tokens: int = Field(default=384, ge=32)
+    merge_threshold: float = Field(
+        default=0.6, gt=0, le=1, description="Word-overlap (Jaccard) at which ADDs merge."
+    )
+    max_lessons: int = Field(default=40, ge=1, description="Library size cap; ADDs beyond it are rejected.")
+    lesson_pattern: str | None = Field(
+        default=r"^When [a-zA-Z][a-zA-Z ,'()/-]{3,100}, [a-zA-Z][a-zA-Z ,'()/-]{8,200}$",
+        description="Regex every lesson must match, enforced by schema-constrained decoding where the provider "
+        "supports it (llama.cpp). The default asks for 'When <situation>, <strategy>' without digits, so the "
+        "learner cannot copy a problem's numbers. null disables it.",
+    )
+
+    @field_validator("learner", mode="before")
+    @classmethod
+    def _learner_from_string(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+
 class TaskSpec(_Strict):
     """One task file."""
 
@@ -177,7 +218,7 @@ class TaskSpec(_Strict):
     cache: CacheSpec = Field(default_factory=CacheSpec)
     run: RunSpec = Field(default_factory=RunSpec)
     # Algorithm sections are added by their modules; kept open here so a spec validates without them.
-    tfgrpo: dict[str, Any] | None = None
+    tfgrpo: TFGRPOSpec | None = None
     memento: dict[str, Any] | None = None
     entropy: dict[str, Any] | None = None
     diversity: dict[str, Any] | None = None
@@ -188,6 +229,12 @@ class TaskSpec(_Strict):
     @classmethod
     def _model_from_string(cls, v: Any) -> Any:
         return {"name": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _algorithm_defaults(self) -> TaskSpec:
+        if self.algorithm == "tfgrpo" and self.tfgrpo is None:
+            self.tfgrpo = TFGRPOSpec()
+        return self
 
 
 # ---------------------------------------------------------------- loading, interpolation, overrides

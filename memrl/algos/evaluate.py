@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -20,6 +20,9 @@ from memrl.runs import RunDir
 from memrl.spec import EvalSpec, PromptSpec
 from memrl.tasks.base import Verifier
 from memrl.types import Item, ItemResult
+
+if TYPE_CHECKING:
+    from memrl.runner import Progress
 
 __all__ = ["EvalResult", "evaluate_items"]
 
@@ -54,7 +57,7 @@ async def evaluate_items(
     run: RunDir,
     label: str = "eval",
     memory: str = "",
-    on_item: Callable[[ItemResult], None] | None = None,
+    progress: Progress | None = None,
     concurrency: int = 8,
 ) -> EvalResult:
     """Evaluate `items`, resuming from `<label>.jsonl` if it exists. Returns the score over all items."""
@@ -69,6 +72,9 @@ async def evaluate_items(
     done = {k: v for k, v in done.items() if k in wanted}
     resumed = len(done)
     todo = [it for it in items if it.id not in done]
+    if progress:
+        progress.start(label, len(items))
+        progress.advance(label, resumed)
     gate = asyncio.Semaphore(concurrency)
     t0 = time.perf_counter()
 
@@ -77,8 +83,8 @@ async def evaluate_items(
             r = await _one(llm, verifier, prompt, cfg, it, memory, salt=f"{label}:{it.id}")
         run.append_jsonl(fname, r.model_dump_json())
         done[it.id] = r
-        if on_item:
-            on_item(r)
+        if progress:
+            progress.advance(label)
 
     results = await asyncio.gather(*(task(it) for it in todo), return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: Providers whose chat API returns n samples from one call; others get n single-sample calls.
 _NATIVE_N = frozenset({"openai", "azure", "deepseek", "together_ai", "fireworks_ai"})
+#: Providers whose chat API takes a sampling seed.
+_SEEDED = frozenset({"openai", "azure", "deepseek", "together_ai", "fireworks_ai", "hosted_vllm", "vllm"})
 
 
 def import_litellm() -> Any:
@@ -159,7 +161,7 @@ class LiteLLMClient:
             return key
         return "sk-no-key-needed" if self.local else None
 
-    def _kwargs(self, request: Request, n: int) -> dict[str, Any]:
+    def _kwargs(self, request: Request, n: int, seed: int | None = None) -> dict[str, Any]:
         kw: dict[str, Any] = {
             "model": self.model,
             "messages": [m.model_dump() for m in request.messages],
@@ -172,6 +174,8 @@ class LiteLLMClient:
         }
         if n > 1:
             kw["n"] = n
+        if seed is not None and (self.local or self.provider in _SEEDED):
+            kw["seed"] = seed
         if request.stop:
             kw["stop"] = list(request.stop)
         if request.logprobs:
@@ -193,10 +197,10 @@ class LiteLLMClient:
             kw["api_key"] = key
         return kw
 
-    async def complete_once(self, request: Request, n: int = 1) -> list[Completion]:
+    async def complete_once(self, request: Request, n: int = 1, seed: int | None = None) -> list[Completion]:
         """One HTTP call returning n samples (n > 1 only where the provider supports it natively)."""
         try:
-            resp = await self._litellm.acompletion(**self._kwargs(request, n))
+            resp = await self._litellm.acompletion(**self._kwargs(request, n, seed))
         except errors.MemrlError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is classified, none swallowed

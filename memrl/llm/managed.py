@@ -35,7 +35,9 @@ class RawClient(Protocol):
     model: str
     native_n: bool
 
-    async def complete_once(self, request: Request, n: int = 1) -> list[Completion]: ...
+    async def complete_once(
+        self, request: Request, n: int = 1, seed: int | None = None
+    ) -> list[Completion]: ...
 
 
 class RetryPolicy:
@@ -102,20 +104,28 @@ class ManagedLLM:
                     found[i] = hit.model_copy(update={"cached": True})
                     self.ledger.record(_record(self.name, phase, hit, 0.0, 0, cached=True))
         missing = [i for i in range(n) if i not in found]
-        if missing:
-            if self.client.native_n and len(missing) > 1:
-                fresh = await self._call(request, len(missing), phase)
-                pairs = list(zip(missing, fresh, strict=True))
-            else:
-                results = await asyncio.gather(*(self._call(request, 1, phase) for _ in missing))
-                pairs = [(i, r[0]) for i, r in zip(missing, results, strict=True)]
-            for i, c in pairs:
-                found[i] = c
-                if self.cache is not None:
-                    self.cache.put(keys[i], self.name, c)
+
+        def keep(
+            i: int, c: Completion
+        ) -> None:  # cached the moment it arrives: a kill loses nothing paid for
+            found[i] = c
+            if self.cache is not None:
+                self.cache.put(keys[i], self.name, c)
+
+        if missing and self.client.native_n and len(missing) > 1:
+            fresh = await self._call(request, len(missing), phase, None)
+            for i, c in zip(missing, fresh, strict=True):
+                keep(i, c)
+        elif missing:
+            # One call per sample, seeded from its cache key: a sample is reproducible where the
+            # provider honours seeds (llama.cpp, OpenAI), and the n samples still differ.
+            async def one(i: int) -> None:
+                keep(i, (await self._call(request, 1, phase, int(keys[i][:8], 16)))[0])
+
+            await asyncio.gather(*(one(i) for i in missing))
         return [found[i] for i in range(n)]
 
-    async def _call(self, request: Request, n: int, phase: str) -> list[Completion]:
+    async def _call(self, request: Request, n: int, phase: str, seed: int | None) -> list[Completion]:
         self.ledger.check()
         async with self._slots:
             self.ledger.check()
@@ -125,7 +135,7 @@ class ManagedLLM:
                 with attempt:
                     attempts += 1
                     self.attempts += 1
-                    out = await self.client.complete_once(request, n)
+                    out = await self.client.complete_once(request, n, seed)
                     if len(out) != n:
                         raise ProviderError(f"asked for {n} samples, got {len(out)}", status=None)
         latency = time.perf_counter() - t0

@@ -1,0 +1,142 @@
+"""Semantic advantage (Training-Free GRPO's learner): summarise each rollout of a mixed group, compare the
+summaries with their rewards to extract at most N lessons, and propose library edits for the query."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from memrl.llm.base import LLM, Request
+from memrl.memory.records import LessonRecord
+from memrl.prompts import load_prompt
+from memrl.spec import TFGRPOSpec
+from memrl.structured import ask_structured
+from memrl.types import Item, Rollout
+
+__all__ = ["Op", "Proposal", "summarize", "extract_lessons", "propose_ops", "learn_from_group"]
+
+
+class Op(BaseModel):
+    op: Literal["ADD", "UPDATE", "DELETE", "NONE"]
+    id: str | None = None
+    content: str | None = None
+
+
+class _Ops(BaseModel):
+    operations: list[Op] = Field(default_factory=list)
+
+
+class _Lessons(BaseModel):
+    lessons: list[str] = Field(default_factory=list)
+
+
+class Proposal(BaseModel):
+    """What one mixed group proposes: its operations, and the rollouts they came from."""
+
+    item_id: str
+    order: int
+    ops: list[Op]
+    sources: list[str]
+    lessons: list[str] = Field(default_factory=list)
+
+
+def _text(cfg: TFGRPOSpec) -> dict[str, Any]:
+    return {"type": "string", "pattern": cfg.lesson_pattern} if cfg.lesson_pattern else {"type": "string"}
+
+
+def _lessons_schema(cfg: TFGRPOSpec) -> dict[str, Any]:
+    items = {"type": "array", "items": _text(cfg), "minItems": 1, "maxItems": cfg.lessons_per_group}
+    return {"type": "object", "properties": {"lessons": items}, "required": ["lessons"]}
+
+
+def _ops_schema(cfg: TFGRPOSpec, ids: list[str]) -> dict[str, Any]:
+    # Each kind has its own required fields (with an optional id, small models always leave it out), and
+    # ids are limited to the library's own where the provider enforces schemas.
+    text = _text(cfg)
+    ident = {"type": "string", "enum": ids}
+    kinds = [
+        {"type": "object", "properties": {"op": {"const": "ADD"}, "content": text}, "required": ["op", "content"]},
+        {"type": "object", "properties": {"op": {"const": "UPDATE"}, "id": ident, "content": text},
+         "required": ["op", "id", "content"]},
+        {"type": "object", "properties": {"op": {"const": "DELETE"}, "id": ident}, "required": ["op", "id"]},
+        {"type": "object", "properties": {"op": {"const": "NONE"}}, "required": ["op"]},
+    ]  # fmt: skip
+    if not ids:
+        kinds = [kinds[0], kinds[3]]
+    return {
+        "type": "object",
+        "properties": {
+            "operations": {"type": "array", "items": {"anyOf": kinds}, "maxItems": cfg.ops_per_query}
+        },
+        "required": ["operations"],
+    }
+
+
+async def summarize(llm: LLM, item: Item, r: Rollout, cfg: TFGRPOSpec, salt: str) -> str:
+    msgs = load_prompt("tfgrpo_summarize").messages(
+        question=item.question, answer=r.completion.text, correct=r.verdict.correct,
+        reason=r.verdict.reason, max_words=cfg.summary_words,
+    )  # fmt: skip
+    req = Request.of(msgs, temperature=cfg.learner_temperature, max_tokens=max(64, cfg.summary_words * 2))
+    return (await llm.complete(req, phase="learner", salt=salt))[0].text.strip()
+
+
+async def extract_lessons(
+    llm: LLM,
+    item: Item,
+    rollouts: list[Rollout],
+    summaries: list[str],
+    library: list[str],
+    cfg: TFGRPOSpec,
+    salt: str,
+) -> list[str]:
+    msgs = load_prompt("tfgrpo_extract").messages(
+        question=item.question,
+        ground_truth=item.answer if cfg.given_ground_truth else None,
+        attempts=[{"reward": round(r.verdict.reward, 2), "summary": s} for r, s in zip(rollouts, summaries, strict=True)],
+        library=library, max_lessons=cfg.lessons_per_group, word_cap=cfg.word_cap,
+    )  # fmt: skip
+    out = await ask_structured(
+        llm, msgs, _Lessons, schema=_lessons_schema(cfg), phase="learner", salt=salt,
+        temperature=cfg.learner_temperature, max_tokens=cfg.learner_max_tokens,
+    )  # fmt: skip
+    return [s.strip() for s in (out.lessons if out else []) if s.strip()][: cfg.lessons_per_group]
+
+
+async def propose_ops(
+    llm: LLM, lessons: list[str], library: list[LessonRecord], cfg: TFGRPOSpec, salt: str
+) -> list[Op]:
+    msgs = load_prompt("tfgrpo_propose").messages(
+        library=[{"id": x.id, "text": x.text} for x in library], lessons=lessons,
+        max_ops=cfg.ops_per_query, word_cap=cfg.word_cap,
+    )  # fmt: skip
+    out = await ask_structured(
+        llm, msgs, _Ops, schema=_ops_schema(cfg, [x.id for x in library]), phase="learner", salt=salt,
+        temperature=cfg.learner_temperature, max_tokens=cfg.learner_max_tokens,
+    )  # fmt: skip
+    return (out.operations if out else [])[: cfg.ops_per_query]
+
+
+async def learn_from_group(
+    llm: LLM,
+    item: Item,
+    order: int,
+    rollouts: list[Rollout],
+    library: list[LessonRecord],
+    cfg: TFGRPOSpec,
+    *,
+    step: int,
+    salt: str,
+) -> Proposal:
+    """The three learner calls for one mixed group, against a snapshot of the library."""
+    summaries = await asyncio.gather(
+        *(summarize(llm, item, r, cfg, f"{salt}:sum{r.sample}") for r in rollouts)
+    )
+    lessons = await extract_lessons(
+        llm, item, rollouts, list(summaries), [x.text for x in library], cfg, f"{salt}:extract"
+    )
+    ops = await propose_ops(llm, lessons, library, cfg, f"{salt}:propose") if lessons else []
+    sources = [f"s{step}/{r.item_id}#{r.sample}" for r in rollouts]
+    return Proposal(item_id=item.id, order=order, ops=ops, sources=sources, lessons=lessons)

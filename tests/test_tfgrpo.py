@@ -1,0 +1,223 @@
+"""Training-Free GRPO with a deterministic model double through the real cache, ledger and run directory."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from memrl.algos.advantage import Op, Proposal
+from memrl.algos.curate import apply_edits, reconcile
+from memrl.library import Library
+from memrl.llm.base import Request
+from memrl.runner import run_task
+from memrl.runs import RunDir
+from memrl.spec import TFGRPOSpec, spec_from_mapping
+from memrl.testing import FunctionClient
+
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+LESSONS = [
+    "When adding two numbers, count up from the larger one",
+    "When the answer is requested, reply with the bare number only",
+    "When a sum looks too large, recheck the carry before answering",
+]
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: not an Exception, so nothing retries or swallows it."""
+
+
+def model(kill_at: dict[str, int] | None = None):
+    """Rollouts: right for even seeds, wrong for odd; always right when a == b (a zero-advantage group)."""
+    seen: dict[str, int] = {}
+
+    def answer(req: Request, seed: int | None) -> str:
+        user = req.messages[-1].content
+        kind = "learner" if req.json_schema or "Summarise" in user else "rollout"
+        seen[kind] = seen.get(kind, 0) + 1
+        if kill_at and seen[kind] == kill_at.get(kind):
+            raise Killed(kind)
+        if kind == "rollout":
+            a, b = map(int, re.findall(r"\d+", user)[:2])
+            right = a == b or (seed or 0) % 2 == 0
+            return str(a + b if right else a + b + 1)
+        if "Summarise" in user:
+            return "The attempt added the two numbers."
+        if "lessons" in (req.json_schema or {}).get("properties", {}):
+            a = int(re.findall(r"\d+", user)[0])
+            return json.dumps({"lessons": [LESSONS[a % 3]]})
+        new = re.findall(r"^- (When .*)$", user, re.M)
+        ids = re.findall(r"^\[(L\d{4})\]", user, re.M)
+        ops = [{"op": "ADD", "content": t} for t in new]
+        if ids and len(ids) % 2 == 0:
+            ops.append({"op": "UPDATE", "id": ids[0], "content": f"{LESSONS[len(ids) % 3]} twice"})
+        if len(ids) >= 3:
+            ops.append({"op": "DELETE", "id": ids[-1]})
+        return json.dumps({"operations": ops})
+
+    return answer
+
+
+def spec_for(tmp_path, **tf):
+    data = tmp_path / "sums.jsonl"
+    rows = [
+        {"id": f"q{a}{b}", "question": f"What is {a} + {b}?", "answer": str(a + b)}
+        for a in range(1, 7)
+        for b in (a, a + 2)
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    raw = {
+        "name": "tf", "algorithm": "tfgrpo", "model": "local",
+        "data": {"source": str(data), "test_size": 4, "seed": 1},
+        "prompt": {"system": "You are a careful calculator."},
+        "eval": {"k": 2, "max_tokens": 8},
+        "tfgrpo": {"epochs": 2, "batch_size": 4, "group_size": 4, "steps_per_epoch": 2} | tf,
+        "run": {"dir": str(tmp_path / "runs")},
+    }  # fmt: skip
+    return spec_from_mapping(raw, base_dir=tmp_path)
+
+
+def final_library(run_dir) -> list[tuple]:
+    lib = Library.load(run_dir)
+    return [
+        (x.id, x.text, x.status, x.version, x.helpful, x.harmful, tuple(x.source_rollouts))
+        for x in lib.lessons.values()
+    ]
+
+
+def fresh_calls(run_dir) -> int:
+    return sum(not json.loads(line)["cached"] for line in (run_dir / "calls.jsonl").read_text().splitlines())
+
+
+def test_learning_run_learns_versions_and_skips_zero_advantage_groups(tmp_path):
+    client = FunctionClient(model())
+    res = run_task(spec_for(tmp_path), run_dir=tmp_path / "r", client=client)
+    assert res.status == "finished"
+    run = RunDir(tmp_path / "r")
+    metrics = list(run.read_jsonl("metrics.jsonl"))
+    assert [m["step"] for m in metrics] == [1, 2, 3, 4]
+    assert all(m["learned_groups"] <= m["groups"] for m in metrics)
+    for m in metrics:  # groups of a == b items are all right: never sent to the learner
+        assert m["learned_groups"] == round(m["mixed_fraction"] * m["groups"])
+    rollouts = [g for s in range(1, 5) for g in run.read_json(f"rollouts/step-{s:04d}.json")]
+    zero = [g for g in rollouts if len({r["verdict"]["correct"] for r in g}) == 1]
+    assert zero, "the data must contain zero-advantage groups for this test to mean anything"
+    lib = Library.load(run.path)
+    assert len(lib) >= 1 and lib.version == 4
+    assert {"eval-epoch0", "eval-epoch1", "eval-epoch2", "learning"} <= set(res.results)
+    # ids are stable: a lesson keeps its id and creation step in every later version
+    seen: dict[str, int] = {}
+    for v in range(1, 5):
+        for lid, lesson in lib.lessons_at(v).items():
+            assert seen.setdefault(lid, lesson.created_step) == lesson.created_step
+    assert (run.path / "library-export.json").exists() and (run.path / "library-export.md").exists()
+    usage = run.read_json("usage.json")
+    assert usage["rollout"]["calls"] > 0 and usage["learner"]["calls"] > 0 and usage["eval"]["calls"] > 0
+
+
+def test_zero_advantage_groups_never_reach_the_learner(tmp_path):
+    prompts: list[str] = []
+    inner = model()
+
+    def spy(req: Request, seed):
+        if req.json_schema or "Summarise" in req.messages[-1].content:
+            prompts.append(req.messages[-1].content)
+        return inner(req, seed)
+
+    run_task(spec_for(tmp_path), run_dir=tmp_path / "r", client=FunctionClient(spy))
+    for a in range(1, 7):
+        assert not any(f"What is {a} + {a}?" in p for p in prompts), (
+            f"the all-right group {a}+{a} reached the learner"
+        )
+    assert prompts
+
+
+@pytest.mark.parametrize("phase", ["rollout", "learner", "checkpoint", "eval"])
+def test_kill_in_each_phase_then_resume_gives_the_same_library(tmp_path, phase, monkeypatch):
+    ref = tmp_path / "ref"
+    run_task(spec_for(tmp_path), run_dir=ref, client=FunctionClient(model()))
+
+    killed = tmp_path / "killed"
+    kill_at = {"rollout": {"rollout": 20}, "learner": {"learner": 15}, "eval": {"rollout": 75}}.get(phase)
+    if phase == "checkpoint":
+        real = RunDir.write_json
+        state = {"n": 0}
+
+        def dying_write(self, name, data):
+            if name == "state.json":
+                state["n"] += 1
+                if state["n"] == 2:
+                    raise Killed("between the library write and the checkpoint")
+            return real(self, name, data)
+
+        monkeypatch.setattr(RunDir, "write_json", dying_write)
+    with pytest.raises(Killed):
+        run_task(spec_for(tmp_path), run_dir=killed, client=FunctionClient(model(kill_at)))
+    monkeypatch.undo()
+    res = run_task(spec_for(tmp_path), run_dir=killed, resume=True, client=FunctionClient(model()))
+    assert res.status == "finished"
+    assert final_library(killed) == final_library(ref)
+    assert fresh_calls(killed) == fresh_calls(ref), "the resumed run paid for a call twice"
+    assert [
+        json.dumps({k: v for k, v in m.items() if k not in ("usage", "step_seconds")})
+        for m in RunDir(killed).read_jsonl("metrics.jsonl")
+    ] == [
+        json.dumps({k: v for k, v in m.items() if k not in ("usage", "step_seconds")})
+        for m in RunDir(ref).read_jsonl("metrics.jsonl")
+    ]
+
+
+def _lib() -> Library:
+    lib = Library()
+    lib.add("When adding two numbers, count up from the larger one", step=1)
+    lib.add("When the answer is requested, reply with the bare number only", step=1)
+    lib.commit()
+    return lib
+
+
+def test_reconcile_resolves_conflicts():
+    lib = _lib()
+    cfg = TFGRPOSpec()
+    props = [
+        Proposal(item_id="a", order=0, sources=["s/a#0"], ops=[
+            Op(op="UPDATE", id="L0001", content="When adding two numbers, start from the larger one"),
+            Op(op="ADD", content="When a sum looks too large, recheck the carry before answering"),
+            Op(op="UPDATE", id="L0002", content="When answering, give only the number"),
+        ]),
+        Proposal(item_id="b", order=1, sources=["s/b#1"], ops=[
+            Op(op="DELETE", id="L0002"),
+            Op(op="UPDATE", id="L0001", content="When adding, use fingers"),
+            Op(op="ADD", content="When a sum looks too large, recheck the carry before you answer"),
+            Op(op="ADD", content="When adding two numbers, count up from the larger one please"),
+            Op(op="UPDATE", id="L0099", content="When unknown, nothing"),
+            Op(op="ADD", content=""),
+            Op(op="NONE"),
+        ]),
+    ]  # fmt: skip
+    edits, rejected = reconcile(props, lib, cfg)
+    reasons = sorted(r.reason for r in rejected)
+    assert any("DELETE of the same lesson wins" in r for r in reasons)
+    assert any("superseded" in r for r in reasons)
+    assert any("unknown or retired lesson id 'L0099'" in r for r in reasons)
+    assert any("empty content" in r for r in reasons)
+    ops = sorted((e.op, e.id or "") for e in edits)
+    assert ops == [("ADD", ""), ("DELETE", "L0002"), ("SUPPORT", "L0001"), ("UPDATE", "L0001")]
+    add = next(e for e in edits if e.op == "ADD")
+    assert add.merged == 2 and add.sources == ["s/a#0", "s/b#1"], "similar ADDs merge with their sources"
+    counts = apply_edits(edits, lib, step=2)
+    assert counts == {"ADD": 1, "UPDATE": 1, "DELETE": 1, "SUPPORT": 1}
+    assert lib.get("L0001").text == "When adding two numbers, start from the larger one"
+    assert lib.get("L0002").status == "retired" and lib.get("L0003").source_rollouts == ["s/a#0", "s/b#1"]
+
+
+def test_word_cap_and_library_cap():
+    lib = _lib()
+    cfg = TFGRPOSpec(word_cap=6, max_lessons=3)
+    props = [Proposal(item_id="a", order=0, sources=[], ops=[
+        Op(op="ADD", content="When dividing by a fraction, multiply by its reciprocal instead of dividing"),
+        Op(op="ADD", content="When units differ, convert them before any arithmetic"),
+    ])]  # fmt: skip
+    edits, rejected = reconcile(props, lib, cfg)
+    assert [e.content for e in edits] == ["When dividing by a fraction, multiply"]
+    assert [r.reason for r in rejected] == ["library is at its cap of 3 lessons"]
