@@ -172,16 +172,17 @@ def serve_local(
         srv.stop()
 
 
-def _mount_optional() -> None:
-    try:
-        from memrl.memory.cli import memory_app
+def _mount() -> None:
+    from memrl.library_cli import library_app
+    from memrl.memory.cli import memory_app
 
-        app.add_typer(memory_app, name="memory", help="Inspect memory stores.")
-    except ImportError:  # pragma: no cover - the memory layer is part of the package
-        pass
+    app.add_typer(memory_app, name="memory", help="Inspect memory stores.")
+    app.add_typer(
+        library_app, name="library", help="Show, diff, export or roll back a run's experience library."
+    )
 
 
-_mount_optional()
+_mount()
 
 
 def _sigterm(_signum: int, _frame: Any) -> None:

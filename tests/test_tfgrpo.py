@@ -221,3 +221,24 @@ def test_word_cap_and_library_cap():
     edits, rejected = reconcile(props, lib, cfg)
     assert [e.content for e in edits] == ["When dividing by a fraction, multiply"]
     assert [r.reason for r in rejected] == ["library is at its cap of 3 lessons"]
+
+
+def test_library_cli_show_diff_export_rollback(tmp_path):
+    from typer.testing import CliRunner
+
+    from memrl.cli import app
+
+    run_task(spec_for(tmp_path), run_dir=tmp_path / "r", client=FunctionClient(model()))
+    cli = CliRunner()
+    r = cli.invoke(app, ["library", "show", str(tmp_path / "r")])
+    assert r.exit_code == 0 and "L0001" in r.stdout
+    r = cli.invoke(app, ["library", "diff", str(tmp_path / "r"), "0", "4"])
+    assert r.exit_code == 0 and "+ L0001" in r.stdout
+    r = cli.invoke(app, ["library", "export", str(tmp_path / "r"), "--out", str(tmp_path / "x.json")])
+    assert r.exit_code == 0 and json.loads((tmp_path / "x.json").read_text())["schema_version"] == 1
+    r = cli.invoke(app, ["library", "rollback", str(tmp_path / "r"), "1"])
+    assert r.exit_code == 0, r.output
+    lib = Library.load(tmp_path / "r")
+    assert lib.version == 5 and lib.diff(1, 5).is_empty()
+    r = cli.invoke(app, ["library", "diff", str(tmp_path / "r"), "1", "99"])
+    assert r.exit_code == 2

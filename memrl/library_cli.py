@@ -1,0 +1,99 @@
+"""`memrl library show|diff|export|rollback RUN`: look at and manage a run's experience library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from memrl.errors import MemrlError
+from memrl.library import Library
+
+library_app = typer.Typer(
+    no_args_is_help=True, help="Show, diff, export or roll back a run's experience library."
+)
+out = Console()
+err = Console(stderr=True)
+
+__all__ = ["library_app"]
+
+Run = Annotated[Path, typer.Argument(help="A run directory (runs/NAME).")]
+
+
+def _load(run: Path, version: int | None = None) -> Library:
+    if not (run / "library.json").exists():
+        err.print(f"[bold red]error:[/] {run} has no library.json (is it a tfgrpo run directory?)")
+        raise typer.Exit(2)
+    try:
+        return Library.load(run, version=version)
+    except MemrlError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from None
+
+
+@library_app.command()
+def show(
+    run: Run,
+    version: Annotated[
+        int | None, typer.Option("--version", "-v", help="A saved version (default: latest).")
+    ] = None,
+) -> None:
+    """List the active lessons with their counters and provenance."""
+    lib = _load(run, version)
+    t = Table(
+        title=f"library version {lib.version}: {len(lib)} active lessons (versions saved: {len(lib.versions)})"
+    )
+    for col in ("id", "rev", "step", "+", "−", "sources", "lesson"):
+        t.add_column(col, overflow="fold")
+    for x in lib.active():
+        t.add_row(x.id, str(x.version), str(x.created_step), str(x.helpful), str(x.harmful),
+                  str(len(x.source_rollouts)), x.text)  # fmt: skip
+    out.print(t)
+
+
+@library_app.command()
+def diff(run: Run, a: int, b: int) -> None:
+    """Lessons added, changed and deleted between versions A and B."""
+    lib = _load(run)
+    try:
+        d = lib.diff(a, b)
+    except MemrlError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    if d.is_empty():
+        out.print(f"versions {a} and {b} hold the same lessons")
+    for x in d.added:
+        out.print(f"[green]+ {x.id}[/] {x.text}")
+    for old, new in d.changed:
+        out.print(f"[yellow]~ {old.id}[/] {old.text}\n  [yellow]→[/] {new.text}")
+    for x in d.deleted:
+        out.print(f"[red]- {x.id}[/] {x.text}")
+
+
+@library_app.command()
+def export(
+    run: Run,
+    dest: Annotated[
+        Path, typer.Option("--out", "-o", help="Where to write the JSON (a .md sits beside it).")
+    ] = Path("library-export.json"),
+    version: Annotated[int | None, typer.Option("--version", "-v")] = None,
+) -> None:
+    """Write a deployable export: JSON with a schema version plus readable markdown."""
+    path = _load(run, version).export(dest)
+    out.print(f"wrote {path} and {path.with_suffix('.md')}")
+
+
+@library_app.command()
+def rollback(run: Run, version: int) -> None:
+    """Make an earlier version current again (recorded as a new version; ids are never reused)."""
+    lib = _load(run)
+    try:
+        new = lib.rollback(version)
+    except MemrlError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    lib.save(run)
+    out.print(f"version {new} now holds the lessons of version {version} ({len(lib)} active)")
