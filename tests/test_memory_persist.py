@@ -137,5 +137,8 @@ def test_stats_and_cli(tmp_path):
     assert "experience" in result.output and "hash-64" in result.output and "3 records" in result.output
     result = CliRunner().invoke(memory_app, ["stats", "--json", str(tmp_path)])
     assert json.loads(result.output)["stores"][0]["kind"] == "cases"
-    result = CliRunner().invoke(memory_app, ["stats", str(tmp_path / "missing")])
-    assert result.exit_code == 1 and "no memory directory" in result.output
+    for not_memory in (tmp_path / "missing", tmp_path / "empty"):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        result = CliRunner().invoke(memory_app, ["stats", str(not_memory)])
+        assert result.exit_code == 1 and "no memory directory" in result.output
+    assert list((tmp_path / "empty").iterdir()) == []  # stats never creates a database

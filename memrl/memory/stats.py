@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from memrl.errors import ConfigError
 from memrl.memory.base import VectorBackend
 from memrl.memory.records import RECORD_TYPES, LessonRecord
 from memrl.memory.store import open_backend
@@ -105,10 +106,8 @@ def memory_stats(location: str | Path | VectorBackend) -> MemoryStats:
     """Stats of every memrl store at a directory, a chroma server URL, or an open backend."""
     if isinstance(location, (str, Path)):
         loc = str(location)
-        if not loc.startswith(("http://", "https://")) and not Path(loc).is_dir():
-            from memrl.errors import ConfigError
-
-            raise ConfigError(f"no memory directory at {loc}")
+        if not loc.startswith(("http://", "https://")) and not (Path(loc) / "chroma.sqlite3").is_file():
+            raise ConfigError(f"no memory directory at {loc} (a memory directory holds chroma.sqlite3)")
         backend = open_backend(loc)
     else:
         backend = location
