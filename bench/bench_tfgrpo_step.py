@@ -1,0 +1,138 @@
+"""Overhead of memrl's Training-Free GRPO step against direct litellm calls making the same requests.
+
+An instant local OpenAI-compatible server answers every request (rollouts with a number, learner calls
+with valid JSON). memrl runs training steps (rollouts, verification, summaries, lesson extraction,
+proposals, reconciliation, library write, checkpoint); the server records every request body; then the
+same bodies are sent again with plain `litellm.acompletion` at the same concurrency. The ratio is the
+wall time memrl adds around the model calls (cache, ledger, retries, prompts, parsing, file writes).
+
+    python bench/bench_tfgrpo_step.py            # 4 steps of 8 queries x 8 rollouts
+    python bench/bench_tfgrpo_step.py --smoke    # 1 step of 4 x 4 (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from memrl.llm.litellm_adapter import LiteLLMClient, import_litellm  # noqa: E402
+from memrl.runner import run_task  # noqa: E402
+from memrl.spec import spec_from_mapping  # noqa: E402
+from memrl.testing import Action, FakeOpenAIServer  # noqa: E402
+
+
+class InstantServer(FakeOpenAIServer):
+    """Answers from the request: JSON where a schema asks for it, else a number."""
+
+    def _next(self, record: dict[str, Any]) -> Action:
+        with self._lock:
+            self.requests.append(record)
+        body = record["body"]
+        schema = (body.get("response_format") or {}).get("schema") or {}
+        props = schema.get("properties", {})
+        if "lessons" in props:
+            return Action(text=json.dumps({"lessons": ["When adding numbers, count on from the larger one"]}))
+        if "operations" in props:
+            return Action(
+                text=json.dumps(
+                    {"operations": [{"op": "ADD", "content": "When summing, check the carry digit"}]}
+                )
+            )
+        user = body["messages"][-1]["content"]
+        nums = [int(x) for x in re.findall(r"\d+", user)[:2]] or [0]
+        right = (hash(json.dumps(body, sort_keys=True)) % 2) == 0
+        return Action(text=str(sum(nums) + (0 if right else 1)))
+
+
+def make_spec(tmp: Path, api_base: str, steps: int, batch: int, group: int) -> Any:
+    data = tmp / "sums.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"q{i}",
+                    "question": f"What is {i % 9 + 1} + {i % 7 + 2}?",
+                    "answer": str(i % 9 + i % 7 + 3),
+                }
+            )
+            + "\n"
+            for i in range(64)
+        )
+    )
+    return spec_from_mapping(
+        {
+            "name": "bench",
+            "algorithm": "tfgrpo",
+            "model": {"name": "openai/fake", "api_base": api_base, "max_concurrency": 8},
+            "data": {"source": str(data), "test_size": 1},
+            "eval": {"k": 1, "max_tokens": 16},
+            "tfgrpo": {"epochs": 1, "batch_size": batch, "group_size": group, "steps_per_epoch": steps},
+            "run": {"dir": str(tmp / "runs")},
+        },  # fmt: skip
+        base_dir=tmp,
+    )
+
+
+async def replay(bodies: list[dict[str, Any]], api_base: str, concurrency: int) -> float:
+    litellm = import_litellm()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(b: dict[str, Any]) -> None:
+        kw = {k: v for k, v in b.items() if k not in ("model", "messages")}
+        async with gate:
+            await litellm.acompletion(
+                model="openai/fake",
+                messages=b["messages"],
+                api_base=api_base,
+                api_key="x",
+                num_retries=0,
+                **kw,
+            )
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(b) for b in bodies))
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    steps, batch, group = (1, 4, 4) if args.smoke else (4, 8, 8)
+    repeats = 1 if args.smoke else args.repeats
+    memrl_s, direct_s, n_req = [], [], 0
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as d, InstantServer() as srv:
+            tmp = Path(d)
+            spec = make_spec(tmp, srv.api_base, steps, batch, group)
+            client = LiteLLMClient("openai/fake", api_base=srv.api_base, local=True)
+            t0 = time.perf_counter()
+            res = run_task(spec, run_dir=tmp / "run", client=client)
+            memrl_s.append(time.perf_counter() - t0)
+            assert res.status == "finished", res.message
+            bodies = [r["body"] for r in srv.requests]
+            n_req = len(bodies)
+            direct_s.append(asyncio.run(replay(bodies, srv.api_base, 8)))
+    m, dct = statistics.median(memrl_s), statistics.median(direct_s)
+    print(
+        f"training steps: {steps} x {batch} queries x {group} rollouts (+ 2 held-out evaluations of 1 item)"
+    )
+    print(f"requests per run: {n_req}")
+    print(f"memrl run_task:   {m:.3f} s  ({1000 * m / n_req:.2f} ms/request)")
+    print(f"direct litellm:   {dct:.3f} s  ({1000 * dct / n_req:.2f} ms/request)")
+    print(f"overhead ratio (memrl / direct): {m / dct:.2f}x   (median of {repeats})")
+
+
+if __name__ == "__main__":
+    main()
