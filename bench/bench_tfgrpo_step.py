@@ -78,6 +78,7 @@ def make_spec(tmp: Path, api_base: str, steps: int, batch: int, group: int) -> A
             "eval": {"k": 1, "max_tokens": 16},
             "tfgrpo": {"epochs": 1, "batch_size": batch, "group_size": group, "steps_per_epoch": steps},
             "run": {"dir": str(tmp / "runs")},
+            "diversity": {"embedder": "hash-64"},
         },  # fmt: skip
         base_dir=tmp,
     )

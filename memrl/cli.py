@@ -44,7 +44,10 @@ def _pct(x: float) -> str:
 def _summary_table(res: Any) -> Table:
     t = Table(title=f"memrl run — {res.status}", show_lines=False)
     for col in ("eval", "items", "k", "Mean@k %", "95% CI", "Pass@k %", "trunc %", "items/s"):
-        t.add_column(col, justify="right" if col != "eval" else "left")
+        if col == "eval":
+            t.add_column(col, no_wrap=True, min_width=11)
+        else:
+            t.add_column(col, justify="right")
     for label, r in res.results.items():
         if not isinstance(r, dict) or "score" not in r:
             continue
@@ -113,6 +116,14 @@ def run(
         _fail(str(e))
         return
     out.print(_summary_table(res))
+    learned = res.results.get("learning")
+    if learned:
+        delta = learned["mean_at_k_after"] - learned["mean_at_k_before"]
+        out.print(
+            f"learned {learned['lessons']} lessons in {learned['steps']} steps (library version "
+            f"{learned['library_version']}); Mean@k {_pct(learned['mean_at_k_before'])}% → "
+            f"{_pct(learned['mean_at_k_after'])}% ({100 * delta:+.1f} points) · memrl library show {res.run_dir}"
+        )
     tot = res.usage.get("total", {})
     out.print(
         f"tokens {int(tot.get('total_tokens', 0)):,} · cost ${tot.get('cost_usd', 0.0):.4f} · "

@@ -66,9 +66,16 @@ class Library:
         return len(self.active())
 
     # ------------------------------------------------------------------ editing
-    def add(self, text: str, *, step: int, sources: list[str] | None = None) -> LessonRecord:
+    def add(
+        self, text: str, *, step: int, sources: list[str] | None = None, advantage: float | None = None
+    ) -> LessonRecord:
+        meta = {"advantage": round(advantage, 6)} if advantage is not None else {}
         lesson = LessonRecord(
-            id=f"L{self.next_id:04d}", text=text, created_step=step, source_rollouts=list(sources or [])
+            id=f"L{self.next_id:04d}",
+            text=text,
+            created_step=step,
+            source_rollouts=list(sources or []),
+            metadata=meta,
         )
         self.next_id += 1
         self.lessons[lesson.id] = lesson
@@ -120,16 +127,17 @@ class Library:
         )
         return self.lessons[lesson_id]
 
-    def count_use(self, lesson_ids: list[str], *, correct: bool) -> None:
+    def count_use(self, lesson_ids: list[str], *, correct: bool, step: int | None = None) -> None:
         """A rollout with these lessons in its prompt was judged right (helpful) or wrong (harmful)."""
         for lid in lesson_ids:
             lesson = self.lessons.get(lid)
             if lesson is None:
                 continue
             field = "helpful" if correct else "harmful"
-            self.lessons[lid] = lesson.model_copy(
-                update={field: getattr(lesson, field) + 1, "uses": lesson.uses + 1}
-            )
+            update: dict[str, object] = {field: getattr(lesson, field) + 1, "uses": lesson.uses + 1}
+            if step is not None:
+                update["metadata"] = {**lesson.metadata, "last_used_step": step}
+            self.lessons[lid] = lesson.model_copy(update=update)
 
     def _require_active(self, lesson_id: str) -> LessonRecord:
         lesson = self.lessons.get(lesson_id)

@@ -29,6 +29,7 @@ __all__ = [
     "CacheSpec",
     "RunSpec",
     "TFGRPOSpec",
+    "DiversitySpec",
     "load_spec",
     "apply_overrides",
 ]
@@ -204,6 +205,69 @@ class TFGRPOSpec(_Strict):
         return {"name": v} if isinstance(v, str) else v
 
 
+class DiversitySpec(_Strict):
+    """Controls that keep the experience library diverse; each is a switch so its effect can be measured.
+    Metrics are always logged; `enabled: false` turns every control off at once (for ablations)."""
+
+    enabled: bool = True
+    embedder: str | None = Field(
+        default=None, description="Embedder for lessons (memrl.memory names); offline MiniLM by default."
+    )
+    dedup_threshold: float | None = Field(
+        default=0.9, gt=0, le=1, description="Cosine at which lessons merge (lineage kept); null: off."
+    )
+    redundancy_threshold: float = Field(
+        default=0.9, gt=0, le=1, description="Cosine at which a pair counts as redundant."
+    )
+    injection: Literal["all", "mmr", "dpp"] = Field(
+        default="all", description="How lessons are picked for a prompt."
+    )
+    max_memory_tokens: int | None = Field(
+        default=None, ge=1, description="Token budget for injected lessons."
+    )
+    mmr_lambda: float = Field(default=0.5, ge=0, le=1)
+    explore_subsets: bool = Field(
+        default=False, description="Give each rollout of a group its own lesson subset."
+    )
+    subset_fraction: float = Field(
+        default=0.6, gt=0, le=1, description="Share of lessons each exploring rollout sees."
+    )
+    max_edits_per_step: int | None = Field(default=None, ge=1, description="Cap on library edits per step.")
+    max_rewrites: int | None = Field(
+        default=3, ge=1, description="Cap on UPDATEs of one lesson over the run."
+    )
+    protect_advantage: float | None = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Lessons learned from groups whose best rollout beat the mean by this much are never deleted or merged away.",
+    )
+    prune_harmful_margin: int | None = Field(
+        default=None, ge=0, description="Retire a lesson when harmful − helpful exceeds this."
+    )
+    prune_unused_steps: int | None = Field(
+        default=None, ge=1, description="Retire lessons never injected for this many steps."
+    )
+    alarm_mixed_fraction: float | None = Field(
+        default=0.1, ge=0, le=1, description="Collapse alarm: mixed-group share below this."
+    )
+    alarm_answer_entropy: float | None = Field(
+        default=0.05, ge=0, description="Collapse alarm: mean answer entropy (nats) below this."
+    )
+    alarm_shrink: float | None = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Collapse alarm: library shrinks by more than this share in a step.",
+    )
+    alarm_temperature_step: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Response: raise rollout temperature by this (max 1.2) and explore subsets.",
+    )
+
+
 class TaskSpec(_Strict):
     """One task file."""
 
@@ -221,7 +285,7 @@ class TaskSpec(_Strict):
     tfgrpo: TFGRPOSpec | None = None
     memento: dict[str, Any] | None = None
     entropy: dict[str, Any] | None = None
-    diversity: dict[str, Any] | None = None
+    diversity: DiversitySpec = Field(default_factory=DiversitySpec)
 
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder of the task file.")
 

@@ -59,7 +59,7 @@ def model(kill_at: dict[str, int] | None = None):
     return answer
 
 
-def spec_for(tmp_path, **tf):
+def spec_for(tmp_path, diversity=None, **tf):
     data = tmp_path / "sums.jsonl"
     rows = [
         {"id": f"q{a}{b}", "question": f"What is {a} + {b}?", "answer": str(a + b)}
@@ -74,6 +74,7 @@ def spec_for(tmp_path, **tf):
         "eval": {"k": 2, "max_tokens": 8},
         "tfgrpo": {"epochs": 2, "batch_size": 4, "group_size": 4, "steps_per_epoch": 2} | tf,
         "run": {"dir": str(tmp_path / "runs")},
+        "diversity": {"embedder": "hash-64"} | (diversity or {}),
     }  # fmt: skip
     return spec_from_mapping(raw, base_dir=tmp_path)
 

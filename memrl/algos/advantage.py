@@ -40,6 +40,7 @@ class Proposal(BaseModel):
     ops: list[Op]
     sources: list[str]
     lessons: list[str] = Field(default_factory=list)
+    advantage: float = 0.0  # best reward minus mean reward of the group: high when success was rare
 
 
 def _text(cfg: TFGRPOSpec) -> dict[str, Any]:
@@ -139,4 +140,8 @@ async def learn_from_group(
     )
     ops = await propose_ops(llm, lessons, library, cfg, f"{salt}:propose") if lessons else []
     sources = [f"s{step}/{r.item_id}#{r.sample}" for r in rollouts]
-    return Proposal(item_id=item.id, order=order, ops=ops, sources=sources, lessons=lessons)
+    rewards = [r.verdict.reward for r in rollouts]
+    advantage = max(rewards) - sum(rewards) / len(rewards)
+    return Proposal(
+        item_id=item.id, order=order, ops=ops, sources=sources, lessons=lessons, advantage=advantage
+    )

@@ -31,6 +31,7 @@ class Edit(BaseModel):
     content: str | None = None
     sources: list[str] = Field(default_factory=list)
     merged: int = 1  # how many proposals this edit stands for
+    advantage: float = 0.0  # the highest group advantage among them
 
 
 class Rejection(BaseModel):
@@ -92,9 +93,11 @@ def reconcile(
                         "superseded by an earlier UPDATE of the same lesson",
                     )
                 else:
-                    updates[o.id] = Edit(op="UPDATE", id=o.id, content=content, sources=list(p.sources))
+                    updates[o.id] = Edit(
+                        op="UPDATE", id=o.id, content=content, sources=list(p.sources), advantage=p.advantage
+                    )
             else:
-                adds.append(Edit(op="ADD", content=content, sources=list(p.sources)))
+                adds.append(Edit(op="ADD", content=content, sources=list(p.sources), advantage=p.advantage))
 
     for lid, u in list(updates.items()):
         if lid in deletes:
@@ -110,6 +113,7 @@ def reconcile(
         if twin is not None:
             twin.sources = sorted({*twin.sources, *a.sources})
             twin.merged += 1
+            twin.advantage = max(twin.advantage, a.advantage)
             continue
         dup = next(
             (
@@ -149,6 +153,6 @@ def apply_edits(edits: list[Edit], library: Library, *, step: int) -> dict[str, 
         elif e.op == "SUPPORT" and e.id:
             library.support(e.id, e.sources)
         elif e.op == "ADD" and e.content:
-            library.add(e.content, step=step, sources=e.sources)
+            library.add(e.content, step=step, sources=e.sources, advantage=e.advantage)
         counts[e.op] += 1
     return counts

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -57,6 +58,7 @@ async def evaluate_items(
     run: RunDir,
     label: str = "eval",
     memory: str = "",
+    memory_for: Callable[[Item], str] | None = None,
     progress: Progress | None = None,
     concurrency: int = 8,
 ) -> EvalResult:
@@ -80,7 +82,8 @@ async def evaluate_items(
 
     async def task(it: Item) -> None:
         async with gate:
-            r = await _one(llm, verifier, prompt, cfg, it, memory, salt=f"{label}:{it.id}")
+            mem = memory_for(it) if memory_for else memory
+            r = await _one(llm, verifier, prompt, cfg, it, mem, salt=f"{label}:{it.id}")
         run.append_jsonl(fname, r.model_dump_json())
         done[it.id] = r
         if progress:

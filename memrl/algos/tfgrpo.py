@@ -24,10 +24,13 @@ from typing import Any
 from memrl.algos.advantage import learn_from_group
 from memrl.algos.curate import apply_edits, reconcile
 from memrl.algos.evaluate import evaluate_items
-from memrl.entropy.measures import plugin_entropy
+from memrl.diversity.controls import bound_edits, dedup_merge, prune
+from memrl.diversity.injection import LessonVectors, approx_tokens, explore_subset, select_lessons
+from memrl.diversity.monitor import answer_key, check_collapse, group_diversity, library_diversity
 from memrl.library import Library
 from memrl.llm.base import LLM, Request
-from memrl.metrics import pass_at_k
+from memrl.memory.embed import make_embedder
+from memrl.memory.records import LessonRecord
 from memrl.prompting import memory_block, policy_messages
 from memrl.runner import RunContext
 from memrl.runs import RunDir, atomic_write
@@ -39,22 +42,55 @@ __all__ = ["run_tfgrpo", "rollout_group"]
 log = logging.getLogger(__name__)
 
 
-def library_memory(library: Library) -> str:
-    return memory_block(library.texts())
+def library_memory(lessons: list[LessonRecord]) -> str:
+    return memory_block([x.text for x in lessons])
 
 
-async def rollout_group(
-    ctx: RunContext, item: Item, memory: str, cfg: TFGRPOSpec, *, step: int
-) -> list[Rollout]:
-    msgs = policy_messages(ctx.spec.prompt, item, memory)
+class Learning:
+    """What a step needs besides the context: the library, the learner, the lesson vectors and the knobs
+    the collapse alarm may turn (rollout temperature, per-rollout exploration)."""
+
+    def __init__(
+        self, ctx: RunContext, library: Library, learner: LLM, vectors: LessonVectors, state: dict[str, Any]
+    ) -> None:
+        self.ctx, self.library, self.learner, self.vectors = ctx, library, learner, vectors
+        self.cfg = ctx.spec.tfgrpo or TFGRPOSpec()
+        self.dcfg = ctx.spec.diversity
+        self.temperature = float(state.get("temperature", self.cfg.temperature))
+        self.explore = bool(state.get("explore", self.dcfg.enabled and self.dcfg.explore_subsets))
+
+    def lessons_for(self, item: Item) -> list[LessonRecord]:
+        return select_lessons(self.library.active(), item.question, self.vectors, self.dcfg)
+
+
+async def rollout_group(lr: Learning, item: Item, *, step: int) -> tuple[list[Rollout], list[list[str]]]:
+    """G judged rollouts of one query, and the lesson ids each rollout was shown."""
+    ctx, cfg = lr.ctx, lr.cfg
+    chosen = lr.lessons_for(item)
     max_tokens = cfg.max_tokens or ctx.spec.eval.max_tokens
-    req = Request.of(msgs, temperature=cfg.temperature, max_tokens=max_tokens, stop=ctx.spec.eval.stop)
-    samples = await ctx.llm.complete(req, n=cfg.group_size, phase="rollout", salt=f"rollout:{step}:{item.id}")
+    salt = f"rollout:{step}:{item.id}"
+    if lr.explore and len(chosen) > 1:
+        shown = [explore_subset(chosen, i, salt, lr.dcfg.subset_fraction) for i in range(cfg.group_size)]
+        msgs = [policy_messages(ctx.spec.prompt, item, library_memory(sub)) for sub in shown]
+        reqs = [
+            Request.of(m, temperature=lr.temperature, max_tokens=max_tokens, stop=ctx.spec.eval.stop)
+            for m in msgs
+        ]
+        outs = await asyncio.gather(
+            *(ctx.llm.complete(r, phase="rollout", salt=f"{salt}:{i}") for i, r in enumerate(reqs))
+        )
+        samples = [o[0] for o in outs]
+    else:
+        shown = [chosen] * cfg.group_size
+        msgs = [policy_messages(ctx.spec.prompt, item, library_memory(chosen))] * cfg.group_size
+        req = Request.of(msgs[0], temperature=lr.temperature, max_tokens=max_tokens, stop=ctx.spec.eval.stop)
+        samples = await ctx.llm.complete(req, n=cfg.group_size, phase="rollout", salt=salt)
     verdicts = await asyncio.gather(*(ctx.verifier.verify(item, c.text) for c in samples))
-    return [
-        Rollout(item_id=item.id, sample=i, messages=msgs, completion=c, verdict=v)
-        for i, (c, v) in enumerate(zip(samples, verdicts, strict=True))
+    rollouts = [
+        Rollout(item_id=item.id, sample=i, messages=m, completion=c, verdict=v)
+        for i, (m, c, v) in enumerate(zip(msgs, samples, verdicts, strict=True))
     ]
+    return rollouts, [[x.id for x in sub] for sub in shown]
 
 
 def _batches(train: list[Item], cfg: TFGRPOSpec, seed: int, epoch: int) -> list[list[Item]]:
@@ -66,56 +102,82 @@ def _batches(train: list[Item], cfg: TFGRPOSpec, seed: int, epoch: int) -> list[
     ]
 
 
-def _group_metrics(groups: list[list[Rollout]]) -> dict[str, float]:
-    means = [sum(r.verdict.reward for r in g) / len(g) for g in groups]
-    g = len(groups[0]) if groups else 1
-    correct = [sum(r.verdict.correct for r in grp) for grp in groups]
-    answers = [[r.verdict.extracted or r.completion.text.strip()[-40:] for r in grp] for grp in groups]
+def _rollout_metrics(groups: list[list[Rollout]]) -> dict[str, float]:
+    per = [
+        [(" ".join((r.verdict.extracted or r.completion.text[-60:]).split()), answer_key(r.verdict.extracted, r.completion.text),
+          r.verdict.reward, r.verdict.correct) for r in g]
+        for g in groups
+    ]  # fmt: skip
+    n = max(1, sum(map(len, groups)))
     return {
-        "mean_reward": sum(means) / len(means) if means else 0.0,
-        "mixed_fraction": sum(0 < m < 1 for m in means) / len(means) if means else 0.0,
-        "pass@1": sum(pass_at_k(g, c, 1) for c in correct) / len(correct) if correct else 0.0,
-        f"pass@{g}": sum(pass_at_k(g, c, g) for c in correct) / len(correct) if correct else 0.0,
-        "answer_entropy": sum(plugin_entropy(a) for a in answers) / len(answers) if answers else 0.0,
-        "truncated_share": sum(r.completion.truncated for grp in groups for r in grp)
-        / max(1, sum(map(len, groups))),
+        **group_diversity(per),
+        "truncated_share": sum(r.completion.truncated for g in groups for r in g) / n,
     }
 
 
-async def _step(
-    ctx: RunContext, learner: LLM, library: Library, batch: list[Item], cfg: TFGRPOSpec, step: int
-) -> dict[str, Any]:
+def _library_metrics(lr: Learning) -> dict[str, float]:
+    texts = lr.library.texts()
+    div = library_diversity(lr.vectors.of(texts).tolist() if texts else [], lr.dcfg.redundancy_threshold)
+    return {"lessons": len(texts), "library_words": sum(len(t.split()) for t in texts),
+            "library_tokens": sum(approx_tokens(t) for t in texts), **div}  # fmt: skip
+
+
+async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
+    ctx, library, cfg = lr.ctx, lr.library, lr.cfg
     t0 = time.perf_counter()
-    memory = library_memory(library)
-    shown = [x.id for x in library.active()]
-    groups = await asyncio.gather(*(rollout_group(ctx, it, memory, cfg, step=step) for it in batch))
+    size_before = len(library)
+    results = await asyncio.gather(*(rollout_group(lr, it, step=step) for it in batch))
+    groups = [g for g, _ in results]
     ctx.run.write_json(
         f"rollouts/step-{step:04d}.json",
-        [[r.model_dump(mode="json", exclude={"messages"}) for r in g] for g in groups],
+        [
+            [r.model_dump(mode="json", exclude={"messages"}) | {"lessons": ids[r.sample]} for r in g]
+            for g, ids in results
+        ],
     )
-    for g in groups:
+    for g, ids in results:
         for r in g:
-            library.count_use(shown, correct=r.verdict.correct)
+            library.count_use(ids[r.sample], correct=r.verdict.correct, step=step)
     snapshot = library.active()
     mixed = [(i, it, g) for i, (it, g) in enumerate(zip(batch, groups, strict=True))
              if 0 < sum(r.verdict.reward for r in g) / len(g) < 1]  # fmt: skip
     proposals = await asyncio.gather(
         *(
-            learn_from_group(learner, it, i, g, snapshot, cfg, step=step, salt=f"learn:{step}:{i}:{it.id}")
+            learn_from_group(lr.learner, it, i, g, snapshot, cfg, step=step, salt=f"learn:{step}:{i}:{it.id}")
             for i, it, g in mixed
         )
     )
     edits, rejected = reconcile(list(proposals), library, cfg)
+    edits, bounded = bound_edits(edits, library, lr.dcfg)
     counts = apply_edits(edits, library, step=step)
-    for r in rejected:
+    merged = dedup_merge(library, lr.vectors, lr.dcfg, step=step)
+    pruned = prune(library, lr.dcfg, step=step)
+    for r in [*rejected, *bounded]:
         ctx.run.append_jsonl("events.jsonl", {"step": step, "event": "rejected_op", **r.model_dump()})
+    if merged or pruned:
+        ctx.run.append_jsonl(
+            "events.jsonl", {"step": step, "event": "upkeep", "merged": merged, "pruned": pruned}
+        )
+    m = _rollout_metrics(groups)
+    alarm = check_collapse(lr.dcfg, m, size_before, len(library)) if lr.dcfg.enabled else None
+    if alarm:
+        lr.temperature = min(1.2, lr.temperature + lr.dcfg.alarm_temperature_step)
+        lr.explore = True
+        ctx.run.append_jsonl("events.jsonl", {"step": step, "event": "collapse_alarm", "reasons": alarm.reasons,
+                                              "response": {"temperature": lr.temperature, "explore": True}})  # fmt: skip
     return {
-        **_group_metrics(list(groups)),
+        **m,
+        **_library_metrics(lr),
         "groups": len(groups),
         "learned_groups": len(mixed),
         "lessons_proposed": sum(len(p.lessons) for p in proposals),
         "ops": counts,
-        "rejected_ops": len(rejected),
+        "rejected_ops": len(rejected) + len(bounded),
+        "merged": len(merged),
+        "pruned": len(pruned),
+        "alarm": bool(alarm),
+        "temperature": lr.temperature,
+        "explore": lr.explore,
         "step_seconds": round(time.perf_counter() - t0, 3),
     }
 
@@ -131,13 +193,14 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
         from memrl.llm.factory import build_llm
 
         learner = build_llm(cfg.learner, cache=ctx.llm.cache, ledger=ctx.llm.ledger)
+    lr = Learning(ctx, library, learner, LessonVectors(make_embedder(spec.diversity.embedder)), state)
 
     results: dict[str, Any] = {}
 
     async def evaluate(label: str) -> None:
         res = await evaluate_items(
             ctx.llm, ctx.verifier, ctx.split.test, prompt=spec.prompt, cfg=spec.eval, run=run,
-            label=label, memory=library_memory(library), progress=ctx.progress,
+            label=label, progress=ctx.progress, memory_for=lambda it: library_memory(lr.lessons_for(it)),
         )  # fmt: skip
         results[label] = res.model_dump() | {"library_version": library.version, "lessons": len(library)}
 
@@ -154,16 +217,15 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
             step += 1
             if step <= state["last_step"]:
                 continue
-            m = await _step(ctx, learner, library, batch, cfg, step)
+            m = await _step(lr, batch, step)
             version = library.commit(note=f"epoch {epoch} step {step}")
             library.save(run.path)
             ctx.save_usage()
             run.append_jsonl("metrics.jsonl", {
-                "epoch": epoch, "step": step, "library_version": version, "lessons": len(library),
-                "library_words": sum(len(t.split()) for t in library.texts()), **m,
-                "usage": ctx.llm.ledger.snapshot(),
+                "epoch": epoch, "step": step, "library_version": version, **m, "usage": ctx.llm.ledger.snapshot(),
             })  # fmt: skip
-            state = {"last_step": step, "library_version": version, "epoch": epoch}
+            state = {"last_step": step, "library_version": version, "epoch": epoch,
+                     "temperature": lr.temperature, "explore": lr.explore}  # fmt: skip
             run.write_json("state.json", state)
             ctx.progress.advance("learning steps")
         await evaluate(f"eval-epoch{epoch}")

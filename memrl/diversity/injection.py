@@ -1,0 +1,81 @@
+"""Which lessons go into a prompt: relevance to the query, diversity (MMR or greedy DPP MAP), a token
+budget, and, for exploration, a different subset for each rollout of a group."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+import numpy as np
+
+from memrl.diversity.select import greedy_dpp_map, mmr_select
+from memrl.memory.base import Embedder
+from memrl.memory.records import LessonRecord
+from memrl.spec import DiversitySpec
+
+__all__ = ["LessonVectors", "select_lessons", "explore_subset", "approx_tokens"]
+
+
+def approx_tokens(text: str) -> int:
+    """About four characters a token for English text with common BPE vocabularies."""
+    return max(1, math.ceil(len(text) / 4))
+
+
+class LessonVectors:
+    """Embeddings of texts, computed once per distinct text."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self._cache: dict[str, np.ndarray] = {}
+
+    def of(self, texts: Sequence[str]) -> np.ndarray:
+        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if todo:
+            for t, v in zip(todo, self.embedder.embed(todo), strict=True):
+                a = np.asarray(v, dtype=np.float64)
+                self._cache[t] = a / (np.linalg.norm(a) or 1.0)
+        if not texts:
+            return np.zeros((0, self.embedder.dim))
+        return np.stack([self._cache[t] for t in texts])
+
+
+def select_lessons(
+    lessons: list[LessonRecord], query: str, vectors: LessonVectors | None, cfg: DiversitySpec
+) -> list[LessonRecord]:
+    """Lessons for one query, in the order they are shown, within the token budget."""
+    if not lessons:
+        return []
+    if cfg.injection == "all" or vectors is None or not cfg.enabled:
+        order = list(range(len(lessons)))
+    else:
+        x = vectors.of([x.text for x in lessons])
+        q = vectors.of([query])[0]
+        rel = np.clip(x @ q, 1e-6, 1.0)
+        sim = np.clip(x @ x.T, 0.0, 1.0)
+        np.fill_diagonal(sim, 1.0)
+        if cfg.injection == "mmr":
+            order = mmr_select(sim, rel, k=len(lessons), lam=cfg.mmr_lambda)
+        else:
+            order = greedy_dpp_map(sim, rel, k=len(lessons))
+            order += [i for i in np.argsort(-rel).tolist() if i not in order]  # past the DPP's stopping point
+    if cfg.max_memory_tokens is None:
+        return [lessons[i] for i in order]
+    picked, used = [], 0
+    for i in order:
+        t = approx_tokens(lessons[i].text)
+        if used + t <= cfg.max_memory_tokens:
+            picked.append(lessons[i])
+            used += t
+    return picked
+
+
+def explore_subset(
+    lessons: list[LessonRecord], sample: int, seed: str, fraction: float
+) -> list[LessonRecord]:
+    """Rollout 0 of a group sees every selected lesson; the others a seeded random subset, in order."""
+    if sample == 0 or len(lessons) <= 1:
+        return lessons
+    k = max(1, round(fraction * len(lessons)))
+    keep = set(random.Random(f"{seed}:{sample}").sample(range(len(lessons)), k))
+    return [x for i, x in enumerate(lessons) if i in keep]
