@@ -18,7 +18,7 @@ from memrl.errors import BudgetExceeded
 from memrl.llm.cache import ResponseCache
 from memrl.llm.factory import build_llm
 from memrl.llm.ledger import Ledger
-from memrl.llm.managed import ManagedLLM, RawClient
+from memrl.llm.managed import ManagedLLM, RawClient, RetryPolicy
 from memrl.runs import RunDir
 from memrl.spec import TaskSpec
 from memrl.tasks.base import Split, Verifier
@@ -85,8 +85,13 @@ def _build_context(spec: TaskSpec, run: RunDir, client: RawClient | None = None)
     from memrl.tasks.datasets import load_split
     from memrl.tasks.verifiers import build_verifier
 
-    split = load_split(spec.data, spec.base_dir)
-    verifier = build_verifier(spec.verifier, spec.base_dir)
+    if spec.data.source.startswith("textworld:"):  # interactive games, not question items
+        from memrl.tasks.textworld_env import textworld_split
+
+        split = textworld_split(spec.data)
+    else:
+        split = load_split(spec.data, spec.base_dir)
+    verifier = None if spec.verifier.kind == "llm_judge" else build_verifier(spec.verifier, spec.base_dir)
     cache = None
     if spec.cache.enabled:
         path = Path(spec.cache.path) if spec.cache.path else run.file("cache.sqlite")
@@ -98,9 +103,17 @@ def _build_context(spec: TaskSpec, run: RunDir, client: RawClient | None = None)
         start=Ledger.load_phases(run.file("usage.json")),
     )
     if client is not None:
-        llm = ManagedLLM(client, cache=cache, ledger=ledger, max_concurrency=spec.model.max_concurrency)
+        retry = RetryPolicy(max_attempts=spec.model.max_attempts, max_wait_s=spec.model.max_retry_wait_s)
+        llm = ManagedLLM(
+            client, cache=cache, ledger=ledger, max_concurrency=spec.model.max_concurrency, retry=retry
+        )
     else:
         llm = build_llm(spec.model, cache=cache, ledger=ledger)
+    if verifier is None:
+        from memrl.tasks.judge import LLMJudge
+
+        judge_spec = spec.verifier.judge_model
+        verifier = LLMJudge(build_llm(judge_spec, cache=cache, ledger=ledger) if judge_spec else llm)
     return RunContext(spec, run, llm, split, verifier)
 
 
@@ -118,6 +131,10 @@ async def _dispatch(ctx: RunContext) -> dict[str, Any]:
         from memrl.algos.tfgrpo import run_tfgrpo
 
         return await run_tfgrpo(ctx)
+    if algo == "memento":
+        from memrl.algos.memento import run_memento
+
+        return await run_memento(ctx)
     raise NotImplementedError(f"algorithm {algo!r} is not built yet")
 
 

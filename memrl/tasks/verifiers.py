@@ -6,7 +6,8 @@ the data's fault, not the answer's, and every answer would score 0 otherwise.
 
 Kinds: `math` (final answer extracted and compared numerically or as normalised LaTeX, see
 memrl.tasks.mathanswer), `exact`, `regex`, `python` (a user function), `code` (unit tests in a sandbox,
-see memrl.tasks.code), `reasoning_gym` (the dataset's own scorer). `llm_judge` is not built yet.
+see memrl.tasks.code), `reasoning_gym` (the dataset's own scorer). `llm_judge` needs a model: the runner builds it
+(memrl.tasks.judge.LLMJudge) with the run's cache and budgets.
 """
 
 from __future__ import annotations
@@ -227,8 +228,8 @@ def build_verifier(spec: VerifierSpec, base_dir: Path | None = None) -> Verifier
         return ReasoningGymVerifier()
     if spec.kind == "llm_judge":
         raise ConfigError(
-            "verifier.kind 'llm_judge' is not available yet: it needs an LLM client from memrl.llm; "
-            "use 'math', 'exact', 'regex', 'python', 'code' or 'reasoning_gym'"
+            "verifier.kind 'llm_judge' needs a model: build it with memrl.tasks.judge.LLMJudge(llm) "
+            "(memrl run does this with verifier.judge_model, or the policy model)"
         )
     raise ConfigError(
         f"unknown verifier.kind {spec.kind!r}"
