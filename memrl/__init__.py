@@ -1,6 +1,7 @@
 """memrl: make LLM agents better at a task without touching weights."""
 
 from memrl.errors import BudgetExceeded, ConfigError, MemrlError, ProviderError
+from memrl.policy import MemoryPolicy
 from memrl.spec import TaskSpec, load_spec
 from memrl.types import Completion, Item, Message, Rollout, Usage, Verdict
 
@@ -12,6 +13,7 @@ __all__ = [
     "ConfigError",
     "Item",
     "MemrlError",
+    "MemoryPolicy",
     "Message",
     "ProviderError",
     "Rollout",

@@ -1,0 +1,550 @@
+"""MemoryPolicy: the object an existing agent app embeds to gain learned memory without touching weights.
+
+    policy = MemoryPolicy.load("runs/quickstart")      # a run dir, a library export (.json), a chroma dir or URL
+    messages = policy.augment(messages)                 # lessons (and cases) placed exactly as in learning
+    policy.record(task, trajectory, reward)             # an outcome; thread- and asyncio-safe
+    policy.learn()                                      # one Training-Free GRPO update over recorded groups
+
+What goes into the prompt is `memrl.prompting.memory_block`, the renderer learning used, placed where the
+run placed it (system prompt by default), within `token_budget` tokens. Tokens are *estimated* by
+`approx_tokens` (no tokenizer is loaded): pass `count_tokens=` for an exact count with your model's tokenizer.
+
+`learn()` groups recorded outcomes by query; a group of at least `min_group` outcomes whose rewards differ
+goes through the same learner calls (`learn_from_group`) and the same reconcile/apply step as
+`memrl run` with `algorithm: tfgrpo`, and the library gets a new version. All-equal groups carry no
+advantage and are dropped, as in the paper. Every outcome is also handed to the case retriever (case
+writes, and Q updates for a parametric one). Learning runs on the policy's own event loop thread, so the
+sync `learn()` works inside or outside a running loop and the learner model always sees one loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from memrl.algos.advantage import Proposal, learn_from_group
+from memrl.algos.curate import apply_edits, reconcile
+from memrl.errors import ConfigError
+from memrl.library import Library
+from memrl.llm.base import LLM
+from memrl.memory.base import CaseStore, ExperienceStore, Where
+from memrl.memory.records import CaseRecord, LessonRecord
+from memrl.memory.retrieve import retrieve
+from memrl.memory.store import Memory
+from memrl.spec import ModelSpec, TFGRPOSpec
+from memrl.types import Completion, Item, Message, Rollout, Verdict
+from memrl.wrap.messages import Placement, inject, query_text, trajectory_lines
+from memrl.wrap.packing import Injection, approx_tokens, pack, render_case
+
+__all__ = [
+    "MemoryPolicy",
+    "Injection",
+    "Outcome",
+    "LearnResult",
+    "CaseRetriever",
+    "SimilarityCases",
+    "approx_tokens",
+    "render_case",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Outcome(BaseModel):
+    """One recorded attempt: the query, what was done, how it scored, and what memory it was shown."""
+
+    query: str
+    trajectory: list[str]
+    reward: float
+    correct: bool
+    feedback: str = ""
+    reference: str | None = None
+    lessons: list[str] = Field(default_factory=list)
+    cases: list[str] = Field(default_factory=list)
+    at: float = Field(default_factory=time.time)
+
+
+class LearnResult(BaseModel):
+    outcomes: int = Field(0, description="Recorded outcomes this update consumed.")
+    groups: int = Field(0, description="Query groups large enough to compare.")
+    learned_groups: int = Field(0, description="Groups whose rewards differed: sent to the learner.")
+    compared: int = Field(0, description="Outcomes in those groups.")
+    waiting: int = Field(0, description="Outcomes kept for later: their query has too few outcomes yet.")
+    ops: dict[str, int] = Field(default_factory=dict)
+    rejected: int = 0
+    cases_written: int = 0
+    library_version: int = 0
+    lessons: int = 0
+    note: str = ""
+
+
+@runtime_checkable
+class CaseRetriever(Protocol):
+    """Where cases come from. A parametric (Q-ranked) retriever implements the same two calls."""
+
+    def retrieve(self, query: str, k: int) -> list[CaseRecord]: ...
+
+    def learn(self, outcomes: list[Outcome]) -> int:
+        """Write the outcomes as cases (and, for a parametric retriever, update its Q-function from the
+        cases each outcome was shown, `Outcome.cases`, and its reward). Returns the cases written."""
+        ...
+
+
+class SimilarityCases:
+    """Non-parametric Memento retrieval: the stored cases most similar to the query."""
+
+    def __init__(
+        self,
+        store: CaseStore,
+        *,
+        where: Where | None = None,
+        min_similarity: float | None = None,
+        mmr_lambda: float | None = None,
+    ) -> None:
+        self.store, self.where, self.min_similarity, self.mmr_lambda = (
+            store,
+            where,
+            min_similarity,
+            mmr_lambda,
+        )
+        self._lock = threading.Lock()
+
+    def retrieve(self, query: str, k: int) -> list[CaseRecord]:
+        if k <= 0 or not query.strip():
+            return []
+        with self._lock:
+            hits = retrieve(
+                self.store,
+                query,
+                k,
+                where=self.where,
+                min_similarity=self.min_similarity,
+                mmr_lambda=self.mmr_lambda,
+            )
+        return [h.record for h in hits]
+
+    def learn(self, outcomes: list[Outcome]) -> int:
+        records = [
+            CaseRecord(
+                task=o.query, trajectory=o.trajectory, outcome=o.feedback, reward=o.reward, success=o.correct
+            )
+            for o in outcomes
+        ]
+        with self._lock:
+            self.store.add(records)
+        return len(records)
+
+
+class _Loop:
+    """The policy's own event loop on a daemon thread: learning runs here whoever calls it."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="memrl-policy", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def close(self) -> None:
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+
+
+def _key(query: str) -> str:
+    return " ".join(query.split())
+
+
+def _clip(text: str, head: int = 1000, tail: int = 3000) -> str:
+    return text if len(text) <= head + tail else f"{text[:head]}\n…\n{text[-tail:]}"
+
+
+class MemoryPolicy:
+    """Learned memory for an existing agent app: `augment` prompts, `record` outcomes, `learn` from them.
+
+    Where memory comes from:
+      `library`      the lessons (None and no `memory`: an empty library, learned from scratch).
+      `memory`       a `memrl.memory.Memory`; with `library=None` its experience store holds the lessons (a
+                     chroma directory or server shared by processes, re-read every `refresh_s` seconds), and
+                     cases are retrieved from its case store by similarity.
+      `cases`        any `CaseRetriever` instead (e.g. a Q-ranked one); `max_cases` per prompt.
+    What is injected: `placement` (`system` | `user`, as in learning), `token_budget` (estimated with
+      `count_tokens`), `max_lessons`.
+    Learning: `learner` (an `LLM`, `ModelSpec` or model string such as `"local"`) with `tfgrpo` settings;
+      groups of `min_group`..`max_group` outcomes of one query; `correct` is `reward >= success_threshold`
+      unless given; `learn_every` N outcomes starts a background update; `save_to` (a `.json` export or a
+      folder) is rewritten after each update that changed the library; `outcomes_path` logs every outcome
+      as a JSON line; at most `max_waiting` outcomes wait for their group to fill (the oldest go first).
+    """
+
+    def __init__(
+        self,
+        library: Library | None = None,
+        *,
+        memory: Memory | None = None,
+        cases: CaseRetriever | None = None,
+        learner: LLM | ModelSpec | str | None = None,
+        tfgrpo: TFGRPOSpec | None = None,
+        placement: Placement = "system",
+        token_budget: int = 1024,
+        max_lessons: int | None = None,
+        max_cases: int = 2,
+        min_group: int = 2,
+        max_group: int = 8,
+        success_threshold: float = 0.5,
+        learn_every: int | None = None,
+        save_to: str | Path | None = None,
+        outcomes_path: str | Path | None = None,
+        count_tokens: Callable[[str], int] = approx_tokens,
+        refresh_s: float = 5.0,
+        max_waiting: int = 10_000,
+    ) -> None:
+        if placement not in ("system", "user"):
+            raise ConfigError(f"placement must be 'system' or 'user', got {placement!r}")
+        if min_group < 2 or max_group < min_group:
+            raise ConfigError("a learning group needs 2 <= min_group <= max_group outcomes")
+        self._store: ExperienceStore | None = memory.experience if library is None and memory else None
+        self.library = library if library is not None else Library()
+        self.cases = cases or (SimilarityCases(memory.cases) if memory is not None else None)
+        self.learner, self.tfgrpo = learner, tfgrpo or TFGRPOSpec()
+        self.placement: Placement = placement
+        self.token_budget, self.max_lessons, self.max_cases = token_budget, max_lessons, max_cases
+        self.min_group, self.max_group, self.success_threshold = min_group, max_group, success_threshold
+        self.learn_every, self.count_tokens, self.refresh_s = learn_every, count_tokens, refresh_s
+        self.max_waiting = max_waiting
+        self.save_to = Path(save_to) if save_to else None
+        self.outcomes_path = Path(outcomes_path) if outcomes_path else None
+        self.recorded = 0  # outcomes recorded since the policy was made
+        self._lock = threading.RLock()
+        self._outcomes: list[Outcome] = []  # recorded, not yet seen by learn()
+        self._waiting: list[Outcome] = []  # seen, but their query group is still too small
+        self._unwritten: list[Outcome] = []  # case writes that failed, retried on the next learn()
+        self._shown: OrderedDict[str, Injection] = OrderedDict()
+        self._loop = _Loop()
+        self._learn_lock: asyncio.Lock | None = None
+        self._auto: Future[LearnResult] | None = None
+        self._read_at = 0.0
+        if self._store is not None:
+            self._refresh(force=True)
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def load(
+        cls, source: str | Path | Library | Memory, *, embedder: Any = None, **options: Any
+    ) -> MemoryPolicy:
+        """A policy from a run directory (its library, and the run's memory placement and tfgrpo settings), a
+        library export (`.json`), a chroma directory, a chroma server URL (`http://host:8000`) or `:memory:`.
+        `options` are the constructor's; `embedder` is for a chroma memory (default: the offline MiniLM)."""
+        from memrl.memory.store import open_memory
+
+        if isinstance(source, Library):
+            return cls(source, **options)
+        if isinstance(source, Memory):
+            return cls(None, memory=source, **options)
+        loc = str(source)
+        if loc == ":memory:" or re.match(r"https?://", loc):
+            return cls(None, memory=open_memory(loc, embedder=embedder), **options)
+        path = Path(source).expanduser()
+        if path.is_file():
+            return cls(Library.from_export(path), **options)
+        if not path.is_dir():
+            raise ConfigError(
+                f"no memory at {str(path)!r}: expected a run directory, a library export "
+                "(.json), a chroma directory or a chroma server URL"
+            )
+        if (path / "library.json").exists() or (path / "library").is_dir() or (path / "spec.yaml").exists():
+            if (path / "spec.yaml").exists():
+                options = _run_options(path) | options
+            if (path / "memory").is_dir() and "memory" not in options:
+                options["memory"] = open_memory(path / "memory", embedder=embedder)
+            return cls(Library.load(path), **options)
+        if (path / "chroma.sqlite3").exists():
+            return cls(None, memory=open_memory(path, embedder=embedder), **options)
+        raise ConfigError(
+            f"{path} holds no library.json, library/, spec.yaml or chroma.sqlite3: not a memrl "
+            "run directory or memory"
+        )
+
+    def export(self, path: str | Path) -> Path:
+        """The current library as a deployable export (JSON with a schema version, plus markdown)."""
+        with self._lock:
+            return self.library.export(path)
+
+    def save(self, folder: str | Path) -> None:
+        """The library with all its versions, as a run directory keeps it (`Library.load` reads it)."""
+        with self._lock:
+            self.library.save(folder)
+
+    def close(self) -> None:
+        """Stop the policy's learning thread (it is a daemon: exiting without close() is fine too)."""
+        self._loop.close()
+
+    def __enter__(self) -> MemoryPolicy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        src = f"store={self._store!r}" if self._store is not None else f"library v{self.library.version}"
+        return f"MemoryPolicy({src}, lessons={len(self.library)}, placement={self.placement!r})"
+
+    # ------------------------------------------------------------------ augment
+    def memory(self, query: str = "") -> Injection:
+        """The memory for one query: lessons and cases that fit `token_budget`, rendered as in learning."""
+        self._refresh()
+        with self._lock:
+            lessons = self.library.active()
+        cases = self.cases.retrieve(query, self.max_cases) if self.cases and self.max_cases else []
+        shot = pack(
+            query,
+            lessons,
+            cases,
+            budget=self.token_budget,
+            max_lessons=self.max_lessons,
+            count=self.count_tokens,
+        )
+        with self._lock:
+            self._shown[_key(query)] = shot
+            self._shown.move_to_end(_key(query))
+            while len(self._shown) > 4096:
+                self._shown.popitem(last=False)
+        return shot
+
+    def augment(self, messages: Sequence[Any], *, query: str | None = None) -> list[Any]:
+        """A copy of `messages` (dicts or `Message`s) with memory placed as in learning. `query` defaults to
+        the text of the last user message; it selects relevant lessons and cases."""
+        block = self.memory(query if query is not None else query_text(messages)).text
+        return inject(messages, block, self.placement)
+
+    async def amemory(self, query: str = "") -> Injection:
+        if self.cases is None and self._store is None:
+            return self.memory(query)
+        return await asyncio.to_thread(self.memory, query)
+
+    async def aaugment(self, messages: Sequence[Any], *, query: str | None = None) -> list[Any]:
+        block = (await self.amemory(query if query is not None else query_text(messages))).text
+        return inject(messages, block, self.placement)
+
+    # ------------------------------------------------------------------ record
+    def record(
+        self,
+        query: str,
+        trajectory: str | Sequence[Any],
+        reward: float,
+        *,
+        correct: bool | None = None,
+        feedback: str = "",
+        reference: str | None = None,
+    ) -> Outcome:
+        """Store one outcome. `trajectory` is the final answer or the messages of the attempt; `correct`
+        defaults to `reward >= success_threshold`; `reference` (the right answer, when known) helps the learner."""
+        if not math.isfinite(reward):
+            raise ValueError(f"reward must be a finite number, got {reward!r}")
+        with self._lock:
+            shown = self._shown.get(_key(query))
+        outcome = Outcome(
+            query=query,
+            trajectory=trajectory_lines(trajectory),
+            reward=float(reward),
+            correct=reward >= self.success_threshold if correct is None else correct,
+            feedback=feedback,
+            reference=reference,
+            lessons=shown.lessons if shown else [],
+            cases=shown.cases if shown else [],
+        )
+        with self._lock:
+            self._outcomes.append(outcome)
+            self.recorded += 1
+            if self.outcomes_path is not None:
+                self.outcomes_path.parent.mkdir(parents=True, exist_ok=True)
+                with self.outcomes_path.open("a", encoding="utf-8") as f:
+                    f.write(outcome.model_dump_json() + "\n")
+            due = self.learn_every is not None and len(self._outcomes) >= self.learn_every
+            if due and (self._auto is None or self._auto.done()):
+                self._auto = self._loop.submit(self._learn())
+                self._auto.add_done_callback(_log_failure)
+        return outcome
+
+    async def arecord(self, query: str, trajectory: str | Sequence[Any], reward: float, **kw: Any) -> Outcome:
+        if self.outcomes_path is None:
+            return self.record(query, trajectory, reward, **kw)
+        return await asyncio.to_thread(self.record, query, trajectory, reward, **kw)
+
+    @property
+    def outcomes(self) -> list[Outcome]:
+        """Outcomes recorded and not yet consumed by `learn()` (including those waiting for their group)."""
+        with self._lock:
+            return [*self._waiting, *self._outcomes]
+
+    # ------------------------------------------------------------------ learn
+    def learn(self) -> LearnResult:
+        """One update over everything recorded so far; blocks until it is done."""
+        return self._loop.submit(self._learn()).result()
+
+    async def alearn(self) -> LearnResult:
+        return await asyncio.wrap_future(self._loop.submit(self._learn()))
+
+    async def _learn(self) -> LearnResult:
+        if self._learn_lock is None:
+            self._learn_lock = asyncio.Lock()
+        async with self._learn_lock:
+            return await self._update()
+
+    def _learner(self) -> LLM:
+        if self.learner is None:
+            raise ConfigError(
+                "MemoryPolicy.learn() needs a learner model: MemoryPolicy(..., learner='local') "
+                "or any model string, ModelSpec or LLM"
+            )
+        if isinstance(self.learner, (str, ModelSpec)):
+            from memrl.llm.factory import build_llm
+
+            spec = ModelSpec(name=self.learner) if isinstance(self.learner, str) else self.learner
+            self.learner = build_llm(spec)
+        return self.learner
+
+    async def _update(self) -> LearnResult:
+        with self._lock:
+            new, waiting = self._outcomes, self._waiting
+            self._outcomes = []
+            by_query: dict[str, list[Outcome]] = {}
+            for o in [*waiting, *new]:
+                by_query.setdefault(_key(o.query), []).append(o)
+            # Large groups are cut into groups of at most max_group; a remainder too small to compare waits.
+            chunks = [
+                g[i : i + self.max_group] for g in by_query.values() for i in range(0, len(g), self.max_group)
+            ]
+            groups = [c for c in chunks if len(c) >= self.min_group]
+            self._waiting = [o for c in chunks if len(c) < self.min_group for o in c][-self.max_waiting :]
+            snapshot, step = self.library.active(), self.library.version + 1
+        mixed = [g for g in groups if len({o.reward for o in g}) > 1]
+        try:
+            learner = self._learner() if mixed else None
+            proposals = await self._propose(learner, mixed, snapshot, step) if learner else []
+        except BaseException:
+            with self._lock:  # nothing is lost: the outcomes go back for the next learn()
+                self._outcomes[:0], self._waiting = new, waiting
+            raise
+        if self._store is not None:
+            self._refresh(force=True)
+        with self._lock:
+            before = {k: v for k, v in self.library.lessons.items()}
+            for o in new:
+                self.library.count_use(o.lessons, correct=o.correct)
+            edits, rejected = reconcile(list(proposals), self.library, self.tfgrpo)
+            ops = apply_edits(edits, self.library, step=step)
+            changed = [x for k, x in self.library.lessons.items() if before.get(k) != x]
+            if changed:
+                self.library.commit(note=f"MemoryPolicy.learn: {len(new)} outcomes, {len(mixed)} groups")
+            result = LearnResult(
+                outcomes=len(new),
+                groups=len(groups),
+                compared=sum(map(len, groups)),
+                learned_groups=len(mixed),
+                waiting=len(self._waiting),
+                ops=ops,
+                rejected=len(rejected),
+                library_version=self.library.version,
+                lessons=len(self.library),
+            )
+        if self._store is not None and changed:
+            self._store.upsert(changed)
+        if self.save_to is not None and changed:
+            self.export(self.save_to) if self.save_to.suffix == ".json" else self.save(self.save_to)
+        result.cases_written = self._write_cases(new)
+        log.info("MemoryPolicy.learn: %s", result.model_dump_json())
+        return result
+
+    async def _propose(
+        self, learner: LLM, mixed: list[list[Outcome]], snapshot: list[LessonRecord], step: int
+    ) -> list[Proposal]:
+        jobs = []
+        for i, group in enumerate(mixed):
+            item, rollouts = _as_group(group)
+            salt = f"policy:{step}:{i}:{item.id}"
+            jobs.append(
+                learn_from_group(learner, item, i, rollouts, snapshot, self.tfgrpo, step=step, salt=salt)
+            )
+        return await asyncio.gather(*jobs)
+
+    def _write_cases(self, new: list[Outcome]) -> int:
+        if self.cases is None:
+            return 0
+        with self._lock:
+            batch, self._unwritten = [*self._unwritten, *new], []
+        if not batch:
+            return 0
+        try:
+            return self.cases.learn(batch)
+        except Exception:
+            log.exception("writing %d cases failed; they are retried on the next learn()", len(batch))
+            with self._lock:
+                self._unwritten[:0] = batch
+            return 0
+
+    def _refresh(self, force: bool = False) -> None:
+        """Store mode: re-read the active lessons of the shared experience store."""
+        if self._store is None or (not force and time.monotonic() - self._read_at < self.refresh_s):
+            return
+        records = self._store.all()
+        lib = Library()
+        lib.lessons = {r.id: r for r in records}
+        numbers = [int(m.group(1)) for r in records if (m := re.fullmatch(r"L(\d+)", r.id))]
+        lib.next_id = max(numbers, default=0) + 1
+        lib.commit(note="read from the experience store")
+        with self._lock:
+            self.library, self._read_at = lib, time.monotonic()
+
+
+def _as_group(group: list[Outcome]) -> tuple[Item, list[Rollout]]:
+    first = group[0]
+    item_id = "q-" + hashlib.sha1(_key(first.query).encode()).hexdigest()[:10]
+    reference = next((o.reference for o in group if o.reference is not None), None)
+    item = Item(id=item_id, question=first.query, answer=reference)
+    rollouts = [
+        Rollout(
+            item_id=item_id,
+            sample=j,
+            messages=[Message.user(first.query)],
+            completion=Completion(text=_clip("\n".join(o.trajectory))),
+            verdict=Verdict(reward=o.reward, correct=o.correct, reason=o.feedback),
+        )
+        for j, o in enumerate(group)
+    ]
+    return item, rollouts
+
+
+def _run_options(path: Path) -> dict[str, Any]:
+    """The run's memory placement and tfgrpo settings, so deployment places memory as learning did."""
+    from memrl.runs import RunDir
+
+    try:
+        spec = RunDir(path).load_spec()
+    except (ConfigError, OSError, ValueError) as e:
+        log.warning("could not read %s/spec.yaml (%s); using default placement and settings", path, e)
+        return {}
+    return {"placement": spec.prompt.memory_placement} | ({"tfgrpo": spec.tfgrpo} if spec.tfgrpo else {})
+
+
+def _log_failure(fut: Future[Any]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("background learn() failed", exc_info=fut.exception())
