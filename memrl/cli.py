@@ -154,6 +154,37 @@ def resume_cmd(
     run(spec_path, config=config, resume=True, run_dir=run_dir, verbose=False)
 
 
+@app.command("entropy")
+def entropy_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A tfgrpo run directory.")],
+    model: Annotated[str, typer.Option(help="Scoring model: 'local' or 'local:/path/model.gguf'.")] = "local",
+    aggregation: Annotated[str, typer.Option(help="seq-mean-token-mean or token-mean")] = "seq-mean-token-mean",
+) -> None:
+    """Token and semantic entropy per step under a local model, and the fitted entropy → reward law."""
+    from memrl.entropy.posthoc import run_entropy
+    from memrl.entropy.tracking import open_scorer
+
+    if aggregation not in ("seq-mean-token-mean", "token-mean"):
+        _fail(f"--aggregation must be seq-mean-token-mean or token-mean, not {aggregation!r}")
+    try:
+        rep = run_entropy(run_dir, open_scorer(model), aggregation)
+    except MemrlError as e:
+        _fail(str(e))
+        return
+    t = Table(title=f"entropy of {run_dir}")
+    for col in ("step", "mean reward", "token entropy", "semantic entropy"):
+        t.add_column(col, justify="right")
+    for st in rep.steps:
+        t.add_row(str(st.step), f"{st.reward:.3f}", f"{st.token_entropy:.3f}", f"{st.semantic_entropy:.3f}")
+    out.print(t)
+    if rep.a is not None:
+        out.print(f"R = −{rep.a:.4f}·e^H + {rep.b:.4f}  (R² {rep.r2:.2f}); predicted ceiling at H = 0: {rep.ceiling:.3f}")
+    else:
+        out.print(rep.note)
+    if rep.plot:
+        out.print(f"plot: {rep.plot}")
+
+
 @app.command("serve-local")
 def serve_local(
     model: Annotated[
@@ -181,6 +212,24 @@ def serve_local(
         pass
     finally:
         srv.stop()
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory.")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of the run directory.")
+    ] = None,
+) -> None:
+    """Write report.html with plots (PNG) of a run: accuracy, reward, entropy, diversity, library, cost."""
+    from memrl.report import build_report
+
+    try:
+        res = build_report(run_dir, out_dir)
+    except MemrlError as e:
+        _fail(str(e))
+        return
+    out.print(f"{res.html} ({len(res.pngs)} plots)", highlight=False, soft_wrap=True)
 
 
 def _mount() -> None:

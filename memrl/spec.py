@@ -30,6 +30,7 @@ __all__ = [
     "RunSpec",
     "TFGRPOSpec",
     "DiversitySpec",
+    "EntropySpec",
     "load_spec",
     "apply_overrides",
 ]
@@ -268,6 +269,84 @@ class DiversitySpec(_Strict):
     )
 
 
+class CaseRetrievalSpec(_Strict):
+    """How the Memento planner reads case memory. `mode`: `off` (no cases), `similarity` (cosine top-k),
+    `q` (rank by `w_sim·sim + w_q·Q(task, case)`, Q learned online, with exploration). See docs/memento.md."""
+
+    mode: Literal["off", "similarity", "q"] = "q"
+    k: int = Field(default=4, ge=1, le=32, description="Cases put into the planner prompt.")
+    pool: int = Field(default=16, ge=1, description="Nearest cases scored by Q (the candidate pool).")
+    min_similarity: float | None = Field(default=None, ge=-1, le=1)
+    positive_reward: float = Field(
+        default=0.5, ge=0, le=1, description="Cases at or above this reward are examples to follow."
+    )
+    w_sim: float = Field(default=1.0, ge=0)
+    w_q: float = Field(default=1.0, ge=0)
+    exploration: Literal["epsilon", "ucb", "none"] = "epsilon"
+    epsilon: float = Field(default=0.1, ge=0, le=1, description="Chance per slot of a random pool case.")
+    ucb_c: float = Field(default=0.5, ge=0, description="UCB bonus c·sqrt(ln(1+N)/(1+n_c)).")
+    alpha: float = Field(default=0.3, gt=0, le=1, description="Step size of the per-case utility.")
+    alpha_shared: float = Field(default=0.05, ge=0, le=1, description="Step size of the shared weights.")
+    q_init: float = Field(default=0.0, description="Utility of a case never used.")
+
+
+class MCPServerSpec(_Strict):
+    """An MCP server started over stdio; its tools join the executor's (needs the `mcp` extra)."""
+
+    command: str
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] | None = None
+    prefix: str = Field(default="", description="Prepended to the server's tool names.")
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class MementoSpec(_Strict):
+    """Memento: planner (DAG of subtasks) → executor (tools) → answer, with case, subtask and tool memory."""
+
+    cases: CaseRetrievalSpec = Field(default_factory=CaseRetrievalSpec)
+    subtask_memory: bool = Field(default=True, description="Show similar past subtasks to the executor.")
+    tool_memory: bool = Field(default=True, description="Show which tools worked on similar subtasks.")
+    hint_k: int = Field(default=3, ge=0, le=10)
+    hint_min_similarity: float = Field(default=0.5, ge=-1, le=1)
+    write_memory: bool = Field(default=True, description="Write cases, subtasks and tool calls after episodes.")
+    memory: str | None = Field(
+        default=None, description="Memory location (folder or chroma URL); the run's memory/ by default."
+    )
+    namespace: str = "memento"
+    embedder: str | None = Field(default=None, description="Embedder name; the offline MiniLM by default.")
+    tools: list[str] = Field(default_factory=lambda: ["calculator", "python"])
+    mcp_servers: list[MCPServerSpec] = Field(default_factory=list)
+    max_subtasks: int = Field(default=4, ge=1, le=12)
+    max_replans: int = Field(default=2, ge=0, le=10, description="Re-plans after an invalid plan.")
+    max_cycles: int = Field(default=2, ge=1, le=10, description="Plan → execute rounds per episode.")
+    max_subtask_steps: int = Field(default=4, ge=1)
+    max_steps: int = Field(default=16, ge=1, description="Tool calls per episode.")
+    max_tokens: int = Field(default=20_000, ge=1, description="Model tokens per episode.")
+    max_seconds: float = Field(default=600.0, gt=0, description="Wall-clock seconds per episode.")
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    planner_max_tokens: int = Field(default=256, ge=16)
+    action_max_tokens: int = Field(default=128, ge=8)
+    answer_max_tokens: int = Field(default=64, ge=1)
+    train_episodes: int | None = Field(default=None, ge=0, description="Default: one per training item.")
+    evaluate: bool = Field(default=True, description="Play the test split after training.")
+    learn_during_eval: bool = Field(
+        default=False, description="Keep writing memory and updating Q on the test split."
+    )
+
+
+class EntropySpec(_Strict):
+    """Entropy measured with a local open-weight model during Training-Free GRPO (present = on)."""
+
+    model: str = Field(default="local", description="'local' (bundled GGUF) or 'local:/path/model.gguf'.")
+    n_ctx: int = Field(default=2048, ge=256)
+    aggregation: Literal["seq-mean-token-mean", "token-mean"] = "seq-mean-token-mean"
+    lesson_kl: bool = Field(default=True, description="Record each new or changed lesson's KL sharpening.")
+    kl_prompts: int = Field(default=2, ge=1, le=32, description="Prompts sampled per lesson for its KL.")
+    api_top_logprobs: int | None = Field(
+        default=None, ge=1, le=20, description="Ask the policy for top-k logprobs and log entropy bounds."
+    )
+
+
 class TaskSpec(_Strict):
     """One task file."""
 
@@ -283,8 +362,8 @@ class TaskSpec(_Strict):
     run: RunSpec = Field(default_factory=RunSpec)
     # Algorithm sections are added by their modules; kept open here so a spec validates without them.
     tfgrpo: TFGRPOSpec | None = None
-    memento: dict[str, Any] | None = None
-    entropy: dict[str, Any] | None = None
+    memento: MementoSpec | None = None
+    entropy: EntropySpec | None = None
     diversity: DiversitySpec = Field(default_factory=DiversitySpec)
 
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder of the task file.")
@@ -298,6 +377,8 @@ class TaskSpec(_Strict):
     def _algorithm_defaults(self) -> TaskSpec:
         if self.algorithm == "tfgrpo" and self.tfgrpo is None:
             self.tfgrpo = TFGRPOSpec()
+        if self.algorithm == "memento" and self.memento is None:
+            self.memento = MementoSpec()
         return self
 
 

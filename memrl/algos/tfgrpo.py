@@ -27,6 +27,7 @@ from memrl.algos.evaluate import evaluate_items
 from memrl.diversity.controls import bound_edits, dedup_merge, prune
 from memrl.diversity.injection import LessonVectors, approx_tokens, explore_subset, select_lessons
 from memrl.diversity.monitor import answer_key, check_collapse, group_diversity, library_diversity
+from memrl.entropy.tracking import api_entropy_bounds, lesson_kl, open_scorer, token_entropy
 from memrl.library import Library
 from memrl.llm.base import LLM, Request
 from memrl.memory.embed import make_embedder
@@ -35,7 +36,7 @@ from memrl.prompting import memory_block, policy_messages
 from memrl.runner import RunContext
 from memrl.runs import RunDir, atomic_write
 from memrl.spec import TFGRPOSpec
-from memrl.types import Item, Rollout
+from memrl.types import Item, Message, Rollout
 
 __all__ = ["run_tfgrpo", "rollout_group"]
 
@@ -58,6 +59,23 @@ class Learning:
         self.dcfg = ctx.spec.diversity
         self.temperature = float(state.get("temperature", self.cfg.temperature))
         self.explore = bool(state.get("explore", self.dcfg.enabled and self.dcfg.explore_subsets))
+        self.ecfg = ctx.spec.entropy
+        self._scorer: Any = None
+
+    @property
+    def scorer(self) -> Any:
+        """The local model that scores entropy (loaded on first use; only with an `entropy:` section)."""
+        if self._scorer is None and self.ecfg is not None:
+            self._scorer = open_scorer(self.ecfg.model, self.ecfg.n_ctx)
+        return self._scorer
+
+    def request(self, messages: list[Message]) -> Request:
+        cfg, spec = self.cfg, self.ctx.spec
+        topk = self.ecfg.api_top_logprobs if self.ecfg else None
+        return Request.of(
+            messages, temperature=self.temperature, max_tokens=cfg.max_tokens or spec.eval.max_tokens,
+            stop=spec.eval.stop, logprobs=bool(topk), top_logprobs=topk,
+        )  # fmt: skip
 
     def lessons_for(self, item: Item) -> list[LessonRecord]:
         return select_lessons(self.library.active(), item.question, self.vectors, self.dcfg)
@@ -67,15 +85,11 @@ async def rollout_group(lr: Learning, item: Item, *, step: int) -> tuple[list[Ro
     """G judged rollouts of one query, and the lesson ids each rollout was shown."""
     ctx, cfg = lr.ctx, lr.cfg
     chosen = lr.lessons_for(item)
-    max_tokens = cfg.max_tokens or ctx.spec.eval.max_tokens
     salt = f"rollout:{step}:{item.id}"
     if lr.explore and len(chosen) > 1:
         shown = [explore_subset(chosen, i, salt, lr.dcfg.subset_fraction) for i in range(cfg.group_size)]
         msgs = [policy_messages(ctx.spec.prompt, item, library_memory(sub)) for sub in shown]
-        reqs = [
-            Request.of(m, temperature=lr.temperature, max_tokens=max_tokens, stop=ctx.spec.eval.stop)
-            for m in msgs
-        ]
+        reqs = [lr.request(m) for m in msgs]
         outs = await asyncio.gather(
             *(ctx.llm.complete(r, phase="rollout", salt=f"{salt}:{i}") for i, r in enumerate(reqs))
         )
@@ -83,7 +97,7 @@ async def rollout_group(lr: Learning, item: Item, *, step: int) -> tuple[list[Ro
     else:
         shown = [chosen] * cfg.group_size
         msgs = [policy_messages(ctx.spec.prompt, item, library_memory(chosen))] * cfg.group_size
-        req = Request.of(msgs[0], temperature=lr.temperature, max_tokens=max_tokens, stop=ctx.spec.eval.stop)
+        req = lr.request(msgs[0])
         samples = await ctx.llm.complete(req, n=cfg.group_size, phase="rollout", salt=salt)
     verdicts = await asyncio.gather(*(ctx.verifier.verify(item, c.text) for c in samples))
     rollouts = [
@@ -122,6 +136,39 @@ def _library_metrics(lr: Learning) -> dict[str, float]:
             "library_tokens": sum(approx_tokens(t) for t in texts), **div}  # fmt: skip
 
 
+async def _entropy_metrics(lr: Learning, groups: list[list[Rollout]]) -> dict[str, Any]:
+    assert lr.ecfg is not None
+    per_group = await asyncio.to_thread(token_entropy, lr.scorer, groups, lr.ecfg.aggregation)
+    out: dict[str, Any] = {"token_entropy": sum(per_group) / len(per_group) if per_group else 0.0,
+                           "token_entropy_groups": [round(x, 6) for x in per_group]}  # fmt: skip
+    return out | (api_entropy_bounds([r for g in groups for r in g]) or {})
+
+
+async def _lesson_kl(
+    lr: Learning, changed: list[LessonRecord], batch: list[Item], groups: list[list[Rollout]]
+) -> dict[str, Any]:
+    """Each new or rewritten lesson's KL sharpening on the first prompts of the batch."""
+    if not changed:
+        return {}
+    spec, kls = lr.ctx.spec, []
+    for lesson in changed:
+        pairs = []
+        for item, g in list(zip(batch, groups, strict=True))[: lr.ecfg.kl_prompts if lr.ecfg else 1]:
+            others = [x for x in lr.lessons_for(item) if x.id != lesson.id]
+            without = policy_messages(spec.prompt, item, library_memory(others))
+            with_ = policy_messages(spec.prompt, item, library_memory([*others, lesson]))
+            pairs.append((with_, without, g[0].completion.text))
+        kl = await asyncio.to_thread(lesson_kl, lr.scorer, pairs)
+        lr.library.lessons[lesson.id] = lesson.model_copy(
+            update={"metadata": {**lesson.metadata, "kl_sharpening": round(kl, 6)}}
+        )
+        kls.append(kl)
+    return {
+        "lesson_kl_mean": sum(kls) / len(kls),
+        "lesson_kl": {x.id: round(k, 6) for x, k in zip(changed, kls, strict=True)},
+    }
+
+
 async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     ctx, library, cfg = lr.ctx, lr.library, lr.cfg
     t0 = time.perf_counter()
@@ -130,10 +177,7 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     groups = [g for g, _ in results]
     ctx.run.write_json(
         f"rollouts/step-{step:04d}.json",
-        [
-            [r.model_dump(mode="json", exclude={"messages"}) | {"lessons": ids[r.sample]} for r in g]
-            for g, ids in results
-        ],
+        [[r.model_dump(mode="json") | {"lessons": ids[r.sample]} for r in g] for g, ids in results],
     )
     for g, ids in results:
         for r in g:
@@ -147,6 +191,8 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
             for i, it, g in mixed
         )
     )
+    entropy = await _entropy_metrics(lr, groups) if lr.ecfg else {}
+    before = {x.id: x.text for x in library.active()}
     edits, rejected = reconcile(list(proposals), library, cfg)
     edits, bounded = bound_edits(edits, library, lr.dcfg)
     counts = apply_edits(edits, library, step=step)
@@ -158,7 +204,10 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
         ctx.run.append_jsonl(
             "events.jsonl", {"step": step, "event": "upkeep", "merged": merged, "pruned": pruned}
         )
-    m = _rollout_metrics(groups)
+    if lr.ecfg and lr.ecfg.lesson_kl:
+        changed = [x for x in library.active() if before.get(x.id) != x.text][:4]
+        entropy |= await _lesson_kl(lr, changed, batch, groups)
+    m = _rollout_metrics(groups) | entropy
     alarm = check_collapse(lr.dcfg, m, size_before, len(library)) if lr.dcfg.enabled else None
     if alarm:
         lr.temperature = min(1.2, lr.temperature + lr.dcfg.alarm_temperature_step)
@@ -262,7 +311,9 @@ def _saved(run: RunDir, label: str) -> dict[str, Any]:
 
 
 def _trim_metrics(ctx: RunContext, last_step: int) -> None:
-    """Drop metric lines of a step that was killed before its checkpoint (it is about to run again)."""
-    lines = [m for m in ctx.run.read_jsonl("metrics.jsonl") if m.get("step", 0) <= last_step]
-    if ctx.run.file("metrics.jsonl").exists():
-        atomic_write(ctx.run.file("metrics.jsonl"), "".join(json.dumps(m) + "\n" for m in lines))
+    """Drop metric and event lines of a step that was killed before its checkpoint (it is about to run
+    again and will write them anew)."""
+    for name in ("metrics.jsonl", "events.jsonl"):
+        if ctx.run.file(name).exists():
+            lines = [m for m in ctx.run.read_jsonl(name) if m.get("step", 0) <= last_step]
+            atomic_write(ctx.run.file(name), "".join(json.dumps(m) + "\n" for m in lines))
