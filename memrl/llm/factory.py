@@ -25,13 +25,16 @@ def build_llm(
         from memrl.llm.local import ALIAS, shared_server
 
         server = shared_server(spec.name, n_ctx=spec.n_ctx)
+        # The embedded server answers one request at a time: a second one in flight keeps it busy, more
+        # would only queue, and queued time would count against the request timeout.
         client = LiteLLMClient(
             f"openai/{ALIAS}",
             api_base=server.api_base,
-            timeout_s=spec.timeout_s,
+            timeout_s=max(spec.timeout_s, 600.0),
             local=True,
             extra=spec.extra,
         )
+        concurrency = min(spec.max_concurrency, 2)
         name = spec.name if spec.name == "local" else f"local:{Path(spec.name[6:]).name}"
     else:
         client = LiteLLMClient(
@@ -43,11 +46,12 @@ def build_llm(
             extra=spec.extra,
         )
         name = spec.name
+        concurrency = spec.max_concurrency
     return ManagedLLM(
         client,
         name=name,
         cache=cache,
         ledger=ledger,
-        max_concurrency=spec.max_concurrency,
+        max_concurrency=concurrency,
         retry=RetryPolicy(max_attempts=spec.max_attempts, max_wait_s=spec.max_retry_wait_s),
     )
