@@ -42,10 +42,43 @@ class Ledger:
         calls_path: str | Path | None = None,
         start: dict[str, Usage] | None = None,
     ) -> None:
+        """`calls_path` is the ledger's journal, one line per call. When it exists already (a resumed
+        run) the totals are replayed from it, so calls paid for just before a kill still count; `start`
+        is used only without a journal."""
         self.max_tokens, self.max_usd = max_tokens, max_usd
         self.by_phase: dict[str, Usage] = dict(start or {})
         self._calls_path = Path(calls_path) if calls_path else None
         self._lock = threading.Lock()
+        if self._calls_path is not None and self._calls_path.exists():
+            self.by_phase = {}
+            for rec in self._replay(self._calls_path):
+                self.by_phase[rec.phase] = self.by_phase.get(rec.phase, Usage()) + self._usage(rec)
+
+    @staticmethod
+    def _replay(path: Path) -> list[CallRecord]:
+        """The journal's records; a last line torn by a kill is cut off the file."""
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            data = data[: data.rfind(b"\n") + 1]
+            with path.open("r+b") as f:
+                f.truncate(len(data))
+        out = []
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            try:
+                out.append(CallRecord.model_validate_json(line))
+            except ValueError:
+                continue
+        return out
+
+    @staticmethod
+    def _usage(rec: CallRecord) -> Usage:
+        return Usage(
+            prompt_tokens=0 if rec.cached else rec.prompt_tokens,
+            completion_tokens=0 if rec.cached else rec.completion_tokens,
+            cost_usd=0.0 if rec.cached else rec.cost_usd,
+            calls=0 if rec.cached else 1,
+            cached_calls=1 if rec.cached else 0,
+        )
 
     @property
     def total(self) -> Usage:
@@ -59,13 +92,7 @@ class Ledger:
             raise BudgetExceeded("USD", round(t.cost_usd, 6), self.max_usd)
 
     def record(self, rec: CallRecord) -> None:
-        u = Usage(
-            prompt_tokens=0 if rec.cached else rec.prompt_tokens,
-            completion_tokens=0 if rec.cached else rec.completion_tokens,
-            cost_usd=0.0 if rec.cached else rec.cost_usd,
-            calls=0 if rec.cached else 1,
-            cached_calls=1 if rec.cached else 0,
-        )
+        u = self._usage(rec)
         with self._lock:
             self.by_phase[rec.phase] = self.by_phase.get(rec.phase, Usage()) + u
             if self._calls_path is not None:

@@ -227,7 +227,9 @@ class LiteLLMClient:
             text = getattr(msg, "content", None) or ""
             finish = getattr(ch, "finish_reason", None)
             if finish == "content_filter" and not text:
-                raise errors.BadRequestError(f"{self.provider}: answer withheld by the content filter")
+                # An answer, not an error: the provider billed it, and asking again gets the same filter.
+                # It is kept (and cached) as an empty answer, which verifiers score 0.
+                log.info("%s: an answer was withheld by the content filter", self.provider)
             out.append(
                 Completion(
                     text=text,

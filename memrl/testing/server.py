@@ -1,21 +1,30 @@
 """FakeOpenAIServer: a real HTTP server on a loopback port that speaks the OpenAI chat API and plays a
 script of faults (429 with or without Retry-After, 5xx, slow answers, cut connections, bad bodies).
 
-Adapters are tested at the wire against it, never by patching their methods.
+Adapters are tested at the wire against it, never by patching their methods. Beyond the script, a
+`responder` makes answers a function of the request (a deterministic toy model), a `faults` injector
+picks a fault for each request (see memrl.testing.faults), and `on_request` sees every request as it
+arrives (a test can kill its client there). Every request is recorded with the fault it got and its
+outcome: `"ok"` for a complete answer with choices (what a provider bills), else what went wrong.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import socket
+import sys
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Action", "FakeOpenAIServer", "chat_body"]
+__all__ = ["Action", "FakeOpenAIServer", "Injector", "Responder", "chat_body"]
 
 
 class Action(BaseModel):
@@ -27,6 +36,7 @@ class Action(BaseModel):
     body: str | None = None  # a raw body instead (malformed JSON, error payloads)
     delay_s: float = 0.0
     reset: bool = False  # close the connection without answering
+    reset_after_bytes: int | None = None  # send the headers and this many body bytes, then reset
     finish_reason: str = "stop"
     prompt_tokens: int = 10
     completion_tokens: int = 5
@@ -40,7 +50,7 @@ def chat_body(a: Action, n: int = 1, model: str = "fake") -> dict[str, Any]:
         else [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": a.text or "ok"},
+                "message": {"role": "assistant", "content": "ok" if a.text is None else a.text},
                 "finish_reason": a.finish_reason,
             }
             for i in range(n)
@@ -54,16 +64,45 @@ def chat_body(a: Action, n: int = 1, model: str = "fake") -> dict[str, Any]:
     }  # fmt: skip
 
 
-class FakeOpenAIServer:
-    """Plays `script` in order, then `default` for every later request. Records requests with timestamps."""
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default backlog (5) drops connections in bursts: clients then time out
 
-    def __init__(self, script: list[Action] | None = None, default: Action | None = None) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that went away is not news
+            super().handle_error(request, client_address)
+
+
+#: The text of a 200 answer as a function of the request body (a toy model).
+Responder = Callable[[dict[str, Any]], str]
+#: A fault for this request, as (kind, action), or None to answer normally.
+Injector = Callable[[dict[str, Any]], "tuple[str, Action] | None"]
+
+
+class FakeOpenAIServer:
+    """Plays `script` in order, then an injected fault or `default` for every later request.
+
+    Records requests with timestamps, the fault each got (`record["fault"]`) and their outcome
+    (`record["outcome"]`); `outcomes` counts the outcomes."""
+
+    def __init__(
+        self,
+        script: list[Action] | None = None,
+        default: Action | None = None,
+        *,
+        responder: Responder | None = None,
+        faults: Injector | None = None,
+        on_request: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.script = list(script or [])
         self.default = default or Action()
+        self.responder = responder
+        self.faults = faults
+        self.on_request = on_request
         self.requests: list[dict[str, Any]] = []
+        self.outcomes: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), self._handler())
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -74,7 +113,18 @@ class FakeOpenAIServer:
     def _next(self, record: dict[str, Any]) -> Action:
         with self._lock:
             self.requests.append(record)
-            return self.script.pop(0) if self.script else self.default
+            if self.script:
+                return self.script.pop(0)
+        picked = self.faults(record["body"]) if self.faults is not None else None
+        if picked is None:
+            return self.default
+        record["fault"], action = picked
+        return action
+
+    def _done(self, record: dict[str, Any], outcome: str) -> None:
+        with self._lock:
+            record["outcome"] = outcome
+            self.outcomes[outcome] += 1
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -97,34 +147,65 @@ class FakeOpenAIServer:
                     body = json.loads(raw or b"{}")
                 except json.JSONDecodeError:
                     body = {}
-                record = {
+                record: dict[str, Any] = {
                     "t": time.monotonic(),
                     "path": self.path,
                     "body": body,
                     "headers": dict(self.headers),
+                    "fault": None,
                 }
                 a = server._next(record)
+                if server.on_request is not None:
+                    server.on_request(record)
                 if a.delay_s:
                     time.sleep(a.delay_s)
                 if a.reset:
-                    self.connection.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                    )
-                    self.connection.close()
+                    self._reset()
+                    server._done(record, "reset")
                     return
+                outcome = "ok"
                 if a.body is not None:
-                    payload = a.body
+                    payload, outcome = a.body, "raw_body"
                 elif a.status == 200:
+                    text = a.text
+                    if text is None and server.responder is not None:
+                        text = server.responder(body)
+                    answer = a.model_copy(update={"text": text})
                     payload = json.dumps(
-                        chat_body(a, int(body.get("n") or 1), str(body.get("model", "fake")))
+                        chat_body(answer, int(body.get("n") or 1), str(body.get("model", "fake")))
                     )
+                    outcome = "empty_choices" if a.empty_choices else "ok"
                 else:
                     payload = json.dumps(
                         {"error": {"message": f"scripted {a.status}", "type": "fake", "code": a.status}}
                     )
-                self._send(a.status, payload, a.headers)
+                    outcome = f"status_{a.status}"
+                try:
+                    if a.reset_after_bytes is not None:
+                        self._send(a.status, payload, a.headers, cut=a.reset_after_bytes)
+                        self._reset()
+                        outcome = "reset_mid_body"
+                    else:
+                        self._send(a.status, payload, a.headers)
+                except OSError:  # the client gave up (timed out) before the answer came
+                    outcome = "client_gone"
+                server._done(record, outcome)
 
-            def _send(self, status: int, payload: str, headers: dict[str, str]) -> None:
+            def _reset(self) -> None:
+                # Linger 0 makes the close send a RST; the socket closes only when its file objects do.
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                )
+                self.close_connection = True
+                for f in (self.rfile, self.wfile):
+                    with contextlib.suppress(OSError):
+                        f.close()
+                self.connection.close()
+                self.wfile = io.BytesIO()  # what the base class still flushes after us goes nowhere
+
+            def _send(
+                self, status: int, payload: str, headers: dict[str, str], cut: int | None = None
+            ) -> None:
                 data = payload.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -132,7 +213,8 @@ class FakeOpenAIServer:
                 for k, v in headers.items():
                     self.send_header(k, v)
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.write(data if cut is None else data[: max(0, min(cut, len(data) - 1))])
+                self.wfile.flush()
 
         return Handler
 
