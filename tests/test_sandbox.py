@@ -159,16 +159,27 @@ def _gone(pid: int) -> bool:
     return status.exists() and "State:\tZ" in status.read_text()  # a zombie is dead too
 
 
+def _pid_of(cmdline: bytes) -> int | None:
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and (p / "cmdline").read_bytes() == cmdline:
+                return int(p.name)
+        except OSError:
+            continue
+    return None
+
+
 async def test_cancelled_run_kills_the_child(tmp_path: Path) -> None:
-    pid_file = tmp_path / "pid"
-    code = f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)"
+    # The child cannot write outside its directory, so it is found by a unique command line instead.
+    seconds = f"{60 + time.time_ns() % 1_000_000 / 1e7:.7f}"
+    code = f"import os\nos.execvp('sleep', ['sleep', {seconds!r}])"
     task = asyncio.create_task(arun_python(code, timeout_s=60))
+    pid = None
     for _ in range(100):
         await asyncio.sleep(0.05)
-        if pid_file.exists() and pid_file.read_text():
+        if (pid := _pid_of(f"sleep\0{seconds}\0".encode())) is not None:
             break
-    pid = int(pid_file.read_text())
-    assert not _gone(pid)
+    assert pid is not None and not _gone(pid)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

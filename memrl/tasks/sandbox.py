@@ -4,15 +4,23 @@ Each run gets a fresh temporary working directory (deleted afterwards), a minima
 isolated mode (``-I``: no user site, no PYTHON* variables), and these limits, set in the child before the
 code runs:
 
-- wall-clock ``timeout_s``: the whole process group is killed when it runs out;
-- address space (``RLIMIT_AS``) of ``memory_mb``, so a large allocation raises ``MemoryError``;
-- CPU seconds (``RLIMIT_CPU``), written-file size (``RLIMIT_FSIZE``), open files, and processes
-  (``RLIMIT_NPROC``; the kernel does not apply this one to root);
+- wall-clock ``timeout_s``: the whole process group is killed when it runs out, and so is every process
+  left in the run's cgroup (which catches children that left the group with ``setsid``);
+- address space (``RLIMIT_AS``) of ``memory_mb`` per process, so a large allocation raises
+  ``MemoryError``; with cgroups, also ``memory_mb`` for all the run's processes together;
+- CPU seconds (``RLIMIT_CPU``), written-file size (``RLIMIT_FSIZE``), open files, and processes: 64 per
+  run in a cgroup of its own where the kernel allows one (root included), else ``RLIMIT_NPROC``, which
+  the kernel does not apply to root;
+- no writes outside the working directory: Landlock (Linux ≥ 5.13) lets the child and its children
+  write, create, rename and delete files only there (metadata changes such as chmod are not covered);
 - no network: the child runs in a new, empty network namespace (``unshare -n``) where that is permitted,
-  and in every case ``socket`` is replaced before the code runs, so opening a socket raises ``OSError``.
+  Landlock (ABI ≥ 4) refuses TCP connect and bind, and in every case ``socket`` is replaced before the
+  code runs, so opening a socket raises ``OSError``; with Landlock ABI ≥ 6 the child can signal no
+  process outside the sandbox.
 
-This is a guard against accidents (runaway loops, huge allocations, stray downloads), not a security
-boundary against hostile code: use a container or VM for that.
+See memrl.tasks.sandbox_limits for what is available here (`landlock_abi()`, `cgroups_available()`).
+This is a guard against accidents and careless code (runaway loops, fork bombs, huge allocations, stray
+downloads and writes), not a security boundary against hostile code: use a container or VM for that.
 """
 
 from __future__ import annotations
@@ -32,16 +40,25 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from memrl.tasks.sandbox_limits import CHILD_CONFINE, RunCgroup, cgroups_available, user_task_count
+
 __all__ = ["SandboxResult", "run_python", "arun_python", "network_isolation_available"]
 
 log = logging.getLogger(__name__)
 
 _OUTPUT_LIMIT = 1 << 20  # bytes a child may write to each of stdout and stderr (RLIMIT_FSIZE)
 _KEEP = 16_000  # characters of each stream kept in the result
+_MAX_PROCS = 64  # processes (tasks) a run may have at once
 
 # Runs in the child before the user's code: limits first, then the network block, then the code.
-_BOOTSTRAP = r"""
-import resource, sys
+_BOOTSTRAP = (
+    CHILD_CONFINE
+    + r"""
+import os, resource, sys
+sys.dont_write_bytecode = True
+for _p in [p for p in sys.argv[7].split(os.pathsep) if p]:
+    with open(_p, "w") as _f:  # join the run's cgroups before anything else: "0" is this process
+        _f.write("0")
 def _limit(kind, value):
     try:
         soft, hard = resource.getrlimit(kind)
@@ -50,14 +67,15 @@ def _limit(kind, value):
         resource.setrlimit(kind, (value, value))
     except (ValueError, OSError):
         pass
-_mem, _cpu, _fsize = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+_mem, _cpu, _fsize, _nproc = (int(a) for a in sys.argv[2:6])
 _limit(resource.RLIMIT_AS, _mem)
 _limit(resource.RLIMIT_DATA, _mem)
 _limit(resource.RLIMIT_CPU, _cpu)
 _limit(resource.RLIMIT_FSIZE, _fsize)
 _limit(resource.RLIMIT_NOFILE, 64)
-_limit(resource.RLIMIT_NPROC, 16)
+_limit(resource.RLIMIT_NPROC, _nproc)
 _limit(resource.RLIMIT_CORE, 0)
+_confine(sys.argv[6])
 import socket, _socket
 def _no_network(*args, **kwargs):
     raise OSError(101, "network access is disabled in the memrl sandbox")
@@ -69,7 +87,7 @@ for _mod in (socket, _socket):
                   "getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr"):
         if hasattr(_mod, _name):
             setattr(_mod, _name, _NoSocket if _name in ("socket", "SocketType") else _no_network)
-del _mod, _name, _limit, _mem, _cpu, _fsize
+del _mod, _name, _limit, _mem, _cpu, _fsize, _nproc, _confine
 _path = sys.argv[1]
 sys.argv = [_path]
 with open(_path, encoding="utf-8") as _f:
@@ -77,6 +95,7 @@ with open(_path, encoding="utf-8") as _f:
 del _f, _path
 exec(_code, {"__name__": "__main__", "__builtins__": __builtins__})
 """
+)
 
 
 class SandboxResult(BaseModel):
@@ -119,7 +138,12 @@ def network_isolation_available() -> bool:
     return done.returncode == 0
 
 
-def _command(script: Path, timeout_s: float, memory_mb: int) -> list[str]:
+def _nproc() -> int:
+    """RLIMIT_NPROC counts every task of the user, so a non-root user gets room above what it runs."""
+    return _MAX_PROCS if os.getuid() == 0 else user_task_count() + _MAX_PROCS
+
+
+def _command(script: Path, timeout_s: float, memory_mb: int, cgroups: list[str]) -> list[str]:
     cpu = max(1, int(timeout_s) + 1)
     cmd = [
         sys.executable,
@@ -130,6 +154,9 @@ def _command(script: Path, timeout_s: float, memory_mb: int) -> list[str]:
         str(memory_mb << 20),
         str(cpu),
         str(_OUTPUT_LIMIT),
+        str(_nproc()),
+        str(script.parent),
+        os.pathsep.join(cgroups),
     ]
     if network_isolation_available():
         cmd = [shutil.which("unshare") or "unshare", "-n", *cmd]
@@ -179,7 +206,8 @@ class _Run:
         self.work.mkdir()
         script = self.work / "main.py"
         script.write_text(code, encoding="utf-8")
-        self.command = _command(script, timeout_s, memory_mb)
+        self.cgroup = RunCgroup(_MAX_PROCS, (memory_mb + 64) << 20) if cgroups_available() else None
+        self.command = _command(script, timeout_s, memory_mb, self.cgroup.procs_files if self.cgroup else [])
         self.env = _env(self.work)
         self._out_path, self._err_path = root / "stdout", root / "stderr"
         self.stdout = self._out_path.open("wb")
@@ -198,9 +226,17 @@ class _Run:
             duration_s=duration,
         )
 
+    def kill_rest(self) -> None:
+        """Kill whatever of the run is still alive, in its process group or anywhere in its cgroup."""
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+
     def close(self) -> None:
         self.stdout.close()
         self.stderr.close()
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+            self.cgroup.remove()
         self._tmp.cleanup()
 
 
@@ -230,6 +266,7 @@ def run_python(code: str, timeout_s: float = 10.0, memory_mb: int = 512) -> Sand
             timed_out = True
         finally:  # on timeout, on an interrupt, and for any children left behind
             _kill_group(proc.pid)
+            run.kill_rest()
             proc.wait()
         return run.result(proc.returncode, timed_out)
     finally:
@@ -254,6 +291,7 @@ async def arun_python(code: str, timeout_s: float = 10.0, memory_mb: int = 512) 
             timed_out = True
         finally:  # also when cancelled: never leave the child running
             _kill_group(proc.pid)
+            run.kill_rest()
         await proc.wait()
         return run.result(proc.returncode, timed_out)
     finally:
