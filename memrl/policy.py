@@ -78,6 +78,8 @@ class Outcome(BaseModel):
 
 
 class LearnResult(BaseModel):
+    """What one `learn()` did."""
+
     outcomes: int = Field(0, description="Recorded outcomes this update consumed.")
     groups: int = Field(0, description="Query groups large enough to compare.")
     learned_groups: int = Field(0, description="Groups whose rewards differed: sent to the learner.")
@@ -114,12 +116,8 @@ class SimilarityCases:
         min_similarity: float | None = None,
         mmr_lambda: float | None = None,
     ) -> None:
-        self.store, self.where, self.min_similarity, self.mmr_lambda = (
-            store,
-            where,
-            min_similarity,
-            mmr_lambda,
-        )
+        self.store, self.where = store, where
+        self.min_similarity, self.mmr_lambda = min_similarity, mmr_lambda
         self._lock = threading.Lock()
 
     def retrieve(self, query: str, k: int) -> list[CaseRecord]:
@@ -437,8 +435,11 @@ class MemoryPolicy:
             self._waiting = [o for c in chunks if len(c) < self.min_group for o in c][-self.max_waiting :]
             snapshot, step = self.library.active(), self.library.version + 1
         mixed = [g for g in groups if len({o.reward for o in g}) > 1]
+        note = ""
+        if mixed and self.learner is None and self.cases is not None:  # a case-memory-only policy
+            note = f"no learner: {len(mixed)} groups written as cases only (MemoryPolicy(learner=...) learns lessons)"
         try:
-            learner = self._learner() if mixed else None
+            learner = self._learner() if mixed and not note else None
             proposals = await self._propose(learner, mixed, snapshot, step) if learner else []
         except BaseException:
             with self._lock:  # nothing is lost: the outcomes go back for the next learn()
@@ -465,6 +466,7 @@ class MemoryPolicy:
                 rejected=len(rejected),
                 library_version=self.library.version,
                 lessons=len(self.library),
+                note=note,
             )
         if self._store is not None and changed:
             self._store.upsert(changed)

@@ -231,17 +231,20 @@ def test_a_failing_learner_loses_no_outcome():
     assert policy.learn().learned_groups == 1
 
 
-def test_learn_without_a_learner_names_the_fix_but_writes_cases():
+def test_without_a_learner_a_case_memory_policy_writes_cases_and_a_bare_one_names_the_fix():
     mem = open_memory(":memory:", embedder=HashEmbedder(32))
     policy = MemoryPolicy(library(), memory=mem)
-    policy.record("q", "all right", 1.0)
-    policy.record("q", "all right again", 1.0)
-    assert policy.learn().cases_written == 2 and mem.cases.count() == 2
-    policy.record("q", "wrong", 0.0)
-    policy.record("q", "right", 1.0)
+    for answer, reward in [("right", 1.0), ("right again", 1.0), ("wrong", 0.0), ("right", 1.0)]:
+        policy.record("q", answer, reward)
+    result = policy.learn()
+    assert result.cases_written == 4 and mem.cases.count() == 4 and "no learner" in result.note
+    assert policy.library.texts() == LESSONS and not policy.outcomes
+    bare = MemoryPolicy(library())
+    bare.record("q", "wrong", 0.0)
+    bare.record("q", "right", 1.0)
     with pytest.raises(ConfigError, match="learner"):
-        policy.learn()
-    assert len(policy.outcomes) == 2
+        bare.learn()
+    assert len(bare.outcomes) == 2, "nothing lost: the outcomes wait for a learner"
 
 
 def test_store_mode_learns_into_the_shared_experience_store():

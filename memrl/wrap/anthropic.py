@@ -5,7 +5,7 @@ through `with_raw_response`, `with_streaming_response`, `with_options()` and `co
 `system` the memory joins the `system=` argument (a string, or a list of text blocks: a new text block is
 appended, leaving any `cache_control` blocks before it untouched); with `user` it goes before the text of
 the task message. Every other argument passes through as given, including anthropic 2.x's `extra_body`
-(where `temperature` goes) and `output_config`.
+(where `temperature` goes) and `output_config`. `client.beta.messages` is not augmented.
 """
 
 from __future__ import annotations
