@@ -10,6 +10,7 @@ import email.utils
 import json
 import logging
 import os
+import re
 import time
 from typing import Any
 
@@ -100,6 +101,30 @@ def to_memrl_error(exc: BaseException, provider: str) -> errors.ProviderError:
     if name in ("APIError", "InternalServerError", "ServiceUnavailableError", "BadGatewayError"):
         return errors.ServerError(f"{provider}: {name}: {msg}", **kw)
     return errors.ProviderError(f"{provider}: {name}: {msg}", **kw)
+
+
+_SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|password|authorization)", re.I)
+
+
+def _secret_values(kw: Any, secret: bool = False) -> list[str]:
+    """The credentials among a call's arguments: every string under a key that names a secret."""
+    if isinstance(kw, dict):
+        return [
+            v for k, x in kw.items() for v in _secret_values(x, secret or bool(_SECRET_KEY.search(str(k))))
+        ]
+    if isinstance(kw, (list, tuple)):
+        return [v for x in kw for v in _secret_values(x, secret)]
+    if secret and isinstance(kw, str) and len(kw) >= 6:
+        words = kw.split()  # "Bearer sk-…": the credential is the last word
+        return [kw, words[-1]] if len(words) > 1 and len(words[-1]) >= 6 else [kw]
+    return []
+
+
+def _without(err: errors.ProviderError, secrets: list[str]) -> errors.ProviderError:
+    msg = str(err)
+    for s in sorted(secrets, key=len, reverse=True):
+        msg = msg.replace(s, "<redacted>")
+    return type(err)(msg, status=err.status, retry_after=err.retry_after, provider=err.provider)
 
 
 def _logprobs(choice: Any) -> list[TokenLogprob] | None:
@@ -199,12 +224,19 @@ class LiteLLMClient:
 
     async def complete_once(self, request: Request, n: int = 1, seed: int | None = None) -> list[Completion]:
         """One HTTP call returning n samples (n > 1 only where the provider supports it natively)."""
+        kw = self._kwargs(request, n, seed)
         try:
-            resp = await self._litellm.acompletion(**self._kwargs(request, n, seed))
+            resp = await self._litellm.acompletion(**kw)
         except errors.MemrlError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is classified, none swallowed
-            raise to_memrl_error(exc, self.provider) from exc
+            err = to_memrl_error(exc, self.provider)
+            # The SDKs also read keys from the environment (OPENAI_API_KEY, ...) when none is passed.
+            known = _secret_values(kw) + _secret_values(dict(os.environ))
+            hidden = [v for v in known if len(v) >= 8 and (v in str(err) or v in str(exc))]
+            if hidden:  # a server or proxy that echoes the key: the error is logged and shown, the key is not
+                raise _without(err, hidden) from None
+            raise err from exc
         choices = list(getattr(resp, "choices", None) or [])
         if not choices:
             raise errors.ServerError(f"{self.provider}: response had no choices", provider=self.provider)
