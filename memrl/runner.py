@@ -83,14 +83,14 @@ def open_run(
 
 def _build_context(spec: TaskSpec, run: RunDir, client: RawClient | None = None) -> RunContext:
     from memrl.tasks.datasets import load_split
-    from memrl.tasks.verifiers import build_verifier
+    from memrl.tasks.verifiers import build_verifier, drop_unjudgeable
 
     if spec.data.source.startswith("textworld:"):  # interactive games, not question items
         from memrl.tasks.textworld_env import textworld_split
 
         split = textworld_split(spec.data)
-    else:
-        split = load_split(spec.data, spec.base_dir)
+    else:  # items the verifier cannot judge fail here, before any model call, not mid-run
+        split = drop_unjudgeable(load_split(spec.data, spec.base_dir), spec.verifier.kind)
     verifier = None if spec.verifier.kind == "llm_judge" else build_verifier(spec.verifier, spec.base_dir)
     cache = None
     if spec.cache.enabled:

@@ -25,11 +25,11 @@ class Op(BaseModel):
 
 
 class _Ops(BaseModel):
-    operations: list[Op] = Field(default_factory=list)
+    operations: list[Op]  # required: an answer without it is malformed, not "no operations"
 
 
 class _Lessons(BaseModel):
-    lessons: list[str] = Field(default_factory=list)
+    lessons: list[str]  # required, likewise
 
 
 class Proposal(BaseModel):

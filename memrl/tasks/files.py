@@ -6,8 +6,8 @@ the first column present from a list of common names is used (`question`, `probl
 Item ids come from the id column, else the row's position in the file (0-based, counting every row), so
 they stay stable when other rows are fixed.
 
-Bad rows (not valid JSON, not an object, undecodable bytes, the question missing, empty or not text, an
-answer that is a list or object) raise a DataError naming the file, the line or row, and the field. The
+Bad rows (not valid JSON, not an object, undecodable bytes, the question missing, empty, not text or
+over MAX_QUESTION_CHARS, an answer that is a list or object) raise a DataError naming the file, the line or row, and the field. The
 one exception is a stray bad row in a large file: when the file has at least 20 rows and no more than
 max(1, 1 %) of them are bad, those rows are skipped with a warning each, so one broken line does not stop
 a long run. A column that no row has, a duplicate id, or a missing file is always an error.
@@ -36,6 +36,8 @@ QUESTION_COLUMNS = ("question", "problem", "prompt", "input", "query", "instruct
 ANSWER_COLUMNS = ("answer", "final_answer", "target", "expected", "output", "label", "ground_truth", "gold")
 ID_COLUMNS = ("id", "task_id", "uid", "qid", "idx")
 MEMRL_FIELDS = ("id", "question", "answer")
+#: A longer question is a bad row: it would only come back from the provider as a context-length error.
+MAX_QUESTION_CHARS = 400_000
 
 
 class _Row(BaseModel):
@@ -170,6 +172,11 @@ def _to_item(row: _Row, cols: dict[str, str | None]) -> Item | str:
         return f"field {qcol!r} (question) is a {type(question).__name__}, not text"
     if not question.strip():
         return f"field {qcol!r} (question) is empty"
+    if len(question) > MAX_QUESTION_CHARS:
+        return (
+            f"field {qcol!r} (question) is {len(question):,} characters, over the limit of "
+            f"{MAX_QUESTION_CHARS:,} (no model takes that much; is a whole document in one cell?)"
+        )
     answer = data.get(acol) if acol else None
     if isinstance(answer, (list, dict)):
         return f"field {acol!r} (answer) is a {type(answer).__name__}; give the answer as text or a number"

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from memrl.errors import ConfigError, VerifierError
+from memrl.errors import ConfigError, DataError, VerifierError
 from memrl.spec import VerifierSpec
-from memrl.tasks.base import Verifier
+from memrl.tasks.base import Split, Verifier
 from memrl.tasks.code import CodeVerifier
 from memrl.tasks.mathanswer import answers_match, extract_answer
 from memrl.tasks.rgym import score_with_dataset
@@ -40,6 +40,8 @@ __all__ = [
     "ReasoningGymVerifier",
     "CodeVerifier",
     "resolve_function",
+    "unjudgeable",
+    "drop_unjudgeable",
 ]
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,38 @@ class RegexVerifier:
         return _verdict(
             ok, got.strip(), "match" if ok else f"expected {item.answer.strip()!r}, got {got.strip()!r}"
         )
+
+
+def unjudgeable(item: Item, kind: str) -> str | None:
+    """Why a `kind` verifier cannot judge this item whatever the answer, or None when it can."""
+    if kind in ("math", "exact") and not (item.answer or "").strip():
+        return "no reference answer"
+    test = item.meta.get("test")
+    if kind == "code" and not (isinstance(test, str) and test.strip()):
+        return "no unit tests (meta['test'])"
+    return None
+
+
+def drop_unjudgeable(split: Split, kind: str) -> Split:
+    """Check every item before any model call: a few items the verifier cannot judge are skipped with a
+    warning (at most 1 % of 20 or more); more are one error naming them, instead of a crash mid-run."""
+    items = [*split.train, *split.test]
+    bad = sorted(((it, why) for it in items if (why := unjudgeable(it, kind))), key=lambda b: b[0].id)
+    if not bad:
+        return split
+    n = len(items)
+    if len(bad) > (max(1, n // 100) if n >= 20 else 0):
+        shown = ", ".join(repr(it.id) for it, _ in bad[:8]) + (", …" if len(bad) > 8 else "")
+        raise DataError(
+            f"{len(bad)} of {n} items cannot be judged by verifier {kind!r} ({bad[0][1]}): ids {shown}; "
+            "fix those rows (data.fields names the columns) or choose another verifier.kind"
+        )
+    for it, why in bad:
+        log.warning("skipping item %r: %s, which verifier %r needs", it.id, why, kind)
+    gone = {it.id for it, _ in bad}
+    return Split(
+        train=[x for x in split.train if x.id not in gone], test=[x for x in split.test if x.id not in gone]
+    )
 
 
 def resolve_function(reference: str, base_dir: Path | None = None) -> Callable[..., Any]:
