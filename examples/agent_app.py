@@ -40,7 +40,7 @@ def run_agent(
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": task}]
     for _ in range(max_steps):
         reply = client.chat.completions.create(
-            model=model, messages=messages, max_tokens=24, temperature=temperature
+            model=model, messages=messages, max_tokens=16, temperature=temperature, stop=["\n"]
         )
         text = reply.choices[0].message.content or ""
         messages.append({"role": "assistant", "content": text})

@@ -71,7 +71,7 @@ def in_app(attempts: int) -> MemoryPolicy:
             reply = client.chat.completions.create(
                 model="local",
                 messages=[{"role": "user", "content": item.question}],
-                max_tokens=24,
+                max_tokens=16,
                 temperature=0.8,
             )
             answer = reply.choices[0].message.content or ""
@@ -88,7 +88,7 @@ def in_task_file(out: Path) -> dict[str, Any]:
     spec = spec_from_mapping(
         {"name": "units", "model": "local", "data": {"source": str(data), "test_size": 2},
          "verifier": {"kind": "python", "function": f"{Path(__file__).resolve()}:judge"},
-         "eval": {"k": 1, "max_tokens": 24}, "run": {"dir": str(out / "runs")}},
+         "eval": {"k": 1, "max_tokens": 16}, "run": {"dir": str(out / "runs")}},
         base_dir=Path(__file__).parent,
     )  # fmt: skip
     return run_task(spec).results

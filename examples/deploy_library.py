@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": task}]
         shown = policy.memory(task)
         for label, completion in (("without", llm.module.completion), ("with", llm.completion)):
-            reply = completion(messages=messages, max_tokens=32, temperature=0, **call)
+            reply = completion(messages=messages, max_tokens=24, temperature=0, **call)
             answer = last_number(reply.choices[0].message.content or "")
             right[label] += answer == expected
             print(f"  {label:<7} memory: {answer!s:>5} (want {expected})  {task[:50]}")

@@ -354,7 +354,9 @@ class MemoryPolicy:
         reference: str | None = None,
     ) -> Outcome:
         """Store one outcome. `trajectory` is the final answer or the messages of the attempt; `correct`
-        defaults to `reward >= success_threshold`; `reference` (the right answer, when known) helps the learner."""
+        defaults to `reward >= success_threshold`; `reference` (the right answer, when known) helps the learner.
+        Give the same `query` text the memory was selected for (by default the task's user message): outcomes
+        of one query form a learning group, and the outcome is linked to the lessons and cases it was shown."""
         if not math.isfinite(reward):
             raise ValueError(f"reward must be a finite number, got {reward!r}")
         with self._lock:

@@ -125,6 +125,20 @@ def test_token_budget_holds_and_prefers_lessons_related_to_the_query():
     assert len(MemoryPolicy(lib, max_lessons=2).memory("x").lessons) == 2
 
 
+def test_token_budget_counts_cases_after_lessons():
+    mem = open_memory(":memory:", embedder=HashEmbedder(64))
+    mem.cases.add([CaseRecord(task=f"Add {i} and {i + 1}", trajectory=["call add", f"result {2 * i + 1}"],
+                              reward=1.0, success=True) for i in range(5)])  # fmt: skip
+    full = MemoryPolicy(library(), memory=mem, max_cases=5).memory("Add 2 and 3")
+    assert len(full.cases) == 5
+    for cut in (1, 60):
+        shot = MemoryPolicy(library(), memory=mem, max_cases=5, token_budget=full.tokens - cut).memory(
+            "Add 2 and 3"
+        )
+        assert shot.tokens <= full.tokens - cut and len(shot.lessons) == 3 and len(shot.cases) < 5
+        assert shot.cases == full.cases[: len(shot.cases)], "the most similar cases are kept"
+
+
 def test_approx_tokens_errs_high_for_english_and_counts_wide_characters():
     assert approx_tokens("") == 0
     # SmolLM2's tokenizer gives 13 tokens for the sentence, 35 for the sum, 13 for the Chinese.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
@@ -62,6 +63,11 @@ class Injection(BaseModel):
     tokens: int = 0
 
 
+@lru_cache(maxsize=512)
+def _render(lessons: tuple[str, ...], cases: tuple[str, ...]) -> str:
+    return memory_block(list(lessons), list(cases))
+
+
 def pack(
     query: str,
     lessons: list[LessonRecord],
@@ -75,31 +81,46 @@ def pack(
 
     When everything fits, every lesson in library order (exactly what learning showed) and every case.
     Otherwise lessons are taken most related to the query first (word overlap; helpfulness breaks ties)
-    while the rendered block stays within budget, and are shown in library order; then cases, best first.
+    while they fit, and are shown in library order; then cases, best first, while they fit. Each item is
+    costed on its own (plus the headers, once), and the rendered block is checked and trimmed at the end.
     """
-    order = {x.id: i for i, x in enumerate(lessons)}
     cap = len(lessons) if max_lessons is None else max_lessons
-    texts = [render_case(c) for c in cases]
-    every = memory_block([x.text for x in lessons[:cap]], texts)
+    case_texts = [render_case(c) for c in cases]
+    every = _render(tuple(x.text for x in lessons), tuple(case_texts))
     if len(lessons) <= cap and count(every) <= budget:
         return Injection(
             text=every, lessons=[x.id for x in lessons], cases=[c.id for c in cases], tokens=count(every)
         )
     ranked = sorted(
-        lessons, key=lambda x: -(jaccard(query, x.text) + 0.01 * (x.helpful - x.harmful) / (1 + x.uses))
-    )
-    chosen: list[LessonRecord] = []
-    for x in ranked:
-        if len(chosen) >= cap:
+        range(len(lessons)),
+        key=lambda i: -(jaccard(query, lessons[i].text) + 0.01 * _helpfulness(lessons[i])),
+    )[:cap]
+    used = count(_render(("x",), ("y",))) - count("x") - count("y")  # headers and bullets
+    picked_lessons, picked_cases = [], []
+    for i in ranked:
+        cost = count(lessons[i].text) + 1
+        if used + cost <= budget:
+            picked_lessons.append(i)
+            used += cost
+    for j, text in enumerate(case_texts):
+        cost = count(text) + 1
+        if used + cost <= budget:
+            picked_cases.append(j)
+            used += cost
+    while True:  # the estimate is per item; the rendered block is what must fit
+        shown = sorted(picked_lessons)
+        text = _render(tuple(lessons[i].text for i in shown), tuple(case_texts[j] for j in picked_cases))
+        tokens = count(text)
+        if tokens <= budget or not (picked_lessons or picked_cases):
             break
-        trial = sorted([*chosen, x], key=lambda y: order[y.id])
-        if count(memory_block([y.text for y in trial])) <= budget:
-            chosen = trial
-    shown: list[int] = []
-    for i in range(len(cases)):
-        if count(memory_block([y.text for y in chosen], [texts[j] for j in [*shown, i]])) <= budget:
-            shown.append(i)
-    text = memory_block([y.text for y in chosen], [texts[j] for j in shown])
+        (picked_cases or picked_lessons).pop()
     return Injection(
-        text=text, lessons=[y.id for y in chosen], cases=[cases[j].id for j in shown], tokens=count(text)
+        text=text,
+        lessons=[lessons[i].id for i in shown],
+        cases=[cases[j].id for j in picked_cases],
+        tokens=tokens,
     )
+
+
+def _helpfulness(lesson: LessonRecord) -> float:
+    return (lesson.helpful - lesson.harmful) / (1 + lesson.uses)
