@@ -50,9 +50,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for task, expected in TASKS[: args.tasks]:
             answer, messages = run_agent(client, task)
             right += answer == expected
-            policy.record(
-                task, messages, reward(answer, expected, messages), reference=str(expected)
-            )  # memrl
+            score = reward(answer, expected, messages)
+            policy.record(task, messages, score, reference=str(expected))  # memrl
         result = policy.learn()  # memrl
         print(f"round {r}: accuracy {right}/{args.tasks}; learned from {result.learned_groups} groups, "
               f"ops {result.ops}; library v{result.library_version} with {result.lessons} lessons")  # fmt: skip

@@ -95,15 +95,18 @@ def pack(
         range(len(lessons)),
         key=lambda i: -(jaccard(query, lessons[i].text) + 0.01 * _helpfulness(lessons[i])),
     )[:cap]
-    used = count(_render(("x",), ("y",))) - count("x") - count("y")  # headers and bullets
-    picked_lessons, picked_cases = [], []
+    lesson_head = count(_render(("x",), ())) - count("x")  # the lessons header and a bullet
+    case_head = count(_render(("x",), ("y",))) - count(_render(("x",), ())) - count("y")
+    used = 0
+    picked_lessons: list[int] = []  # in rank order: trimming drops the least related first
+    picked_cases: list[int] = []
     for i in ranked:
-        cost = count(lessons[i].text) + 1
+        cost = count(lessons[i].text) + (lesson_head if not picked_lessons else 1)
         if used + cost <= budget:
             picked_lessons.append(i)
             used += cost
     for j, text in enumerate(case_texts):
-        cost = count(text) + 1
+        cost = count(text) + (case_head if not picked_cases else 1)
         if used + cost <= budget:
             picked_cases.append(j)
             used += cost
