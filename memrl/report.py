@@ -101,7 +101,8 @@ def _lines(plt: Any, path: Path, title: str, xs: list[float], series: dict[str, 
     ax.set_title(title)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return _save(fig, plt, path)
 
 

@@ -152,6 +152,8 @@ def run_task(
     it still gets the run's cache, budgets, retries and concurrency limit.
     """
     run, spec = open_run(spec, resume=resume, run_dir=run_dir)
+    if run.remove_stale_temp():
+        log.info("removed temporary files of writes interrupted in %s", run.path)
     t0 = time.perf_counter()
     ctx = _build_context(spec, run, client)
     if setup:

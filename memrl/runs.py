@@ -104,6 +104,14 @@ class RunDir:
         )
 
     # --------------------------------------------------------------------------- files
+    def remove_stale_temp(self) -> int:
+        """Delete temporary files of writes a kill interrupted (the targets are intact); returns how many.
+        Only for the one process that owns the run directory, before it writes."""
+        stale = [p for p in self.path.rglob(".*.tmp") if p.is_file()]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return len(stale)
+
     def file(self, name: str) -> Path:
         return self.path / name
 

@@ -122,7 +122,7 @@ class Killer:
 
     def kill(self, proc: subprocess.Popen, phase: str) -> None:
         with self.lock:
-            if proc.poll() is None and proc is self.proc:
+            if proc.poll() is None and (proc is self.proc or phase == "library-write"):
                 os.kill(proc.pid, signal.SIGKILL)
                 self.kills[phase] += 1
                 self.proc = None
@@ -190,13 +190,14 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_pa
         files_checked = 0
         lib_kill_done = False
         for attempt in range(20):
-            proc = cli(task, run, resume=attempt > 0)
-            with killer.lock:
-                killer.proc = proc
-            if not lib_kill_done and attempt >= 2:  # once the run is under way, a library-write kill
-                lib_kill_done = True
-                killer.watch_library_write(proc, run, time.time() + 120)
             t0 = time.time()
+            proc = cli(task, run, resume=attempt > 0)
+            if not lib_kill_done and attempt >= 2:  # once the run is under way, a library-write kill
+                lib_kill_done = True  # (request-point kills wait for the next attempt)
+                killer.watch_library_write(proc, run, time.time() + 120)
+            else:
+                with killer.lock:
+                    killer.proc = proc
             try:
                 _, err = proc.communicate(timeout=300)
             finally:
@@ -210,6 +211,7 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_pa
         else:
             pytest.fail("the run never finished")
         check_files(run, after_kill=False)
+        assert not list(run.rglob("*.tmp")), "temporary files of interrupted writes were left behind"
         killed_requests = [dict(r) for r in srv.requests]
     finally:
         srv.stop()

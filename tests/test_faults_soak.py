@@ -63,7 +63,7 @@ def test_toy_model_answers_policy_and_learner_requests():
 
 @pytest.mark.slow
 def test_soak_thousands_of_faulty_requests_lose_nothing_and_charge_once(tmp_path):
-    report = run_soak(tmp_path)
+    report = run_soak(tmp_path, steps_per_epoch=5)
     print("\n" + report.model_dump_json(indent=1))  # the figures, for the log (-s)
     assert report.problems() == []
     assert report.requests_sent >= 2000

@@ -45,14 +45,14 @@ class FaultMix(BaseModel):
             "429_bare": 0.03,
             "500": 0.04,
             "503": 0.03,
-            "timeout": 0.01,
+            "timeout": 0.004,
             "reset": 0.03,
             "reset_mid_body": 0.02,
             "malformed_json": 0.03,
             "empty_choices": 0.02,
             "content_filter": 0.005,
-            "slow": 0.02,
-        }  # fmt: skip
+            "slow": 0.01,
+        }
     )
     client_timeout_s: float = 1.0  # a `timeout` answers this much later than the client waits, plus 0.6 s
     slow_s: float = 0.25  # a `slow` answer comes this late, within the client's timeout
