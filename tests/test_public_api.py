@@ -20,6 +20,7 @@ def test_all_is_explicit_and_importable():
 SAMPLE = {
     "question": "What is 2 + 3?",
     "answer": "5",
+    "reference": "5",
     "correct": True,
     "reason": "",
     "max_words": 40,
