@@ -289,6 +289,11 @@ class CaseRetrievalSpec(_Strict):
     alpha_shared: float = Field(default=0.05, ge=0, le=1, description="Step size of the shared weights.")
     q_init: float = Field(default=0.0, description="Utility of a case never used.")
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: Any) -> Any:
+        return "off" if v is False else v  # YAML reads a bare `off` as false
+
 
 class MCPServerSpec(_Strict):
     """An MCP server started over stdio; its tools join the executor's (needs the `mcp` extra)."""
@@ -308,7 +313,9 @@ class MementoSpec(_Strict):
     tool_memory: bool = Field(default=True, description="Show which tools worked on similar subtasks.")
     hint_k: int = Field(default=3, ge=0, le=10)
     hint_min_similarity: float = Field(default=0.5, ge=-1, le=1)
-    write_memory: bool = Field(default=True, description="Write cases, subtasks and tool calls after episodes.")
+    write_memory: bool = Field(
+        default=True, description="Write cases, subtasks and tool calls after episodes."
+    )
     memory: str | None = Field(
         default=None, description="Memory location (folder or chroma URL); the run's memory/ by default."
     )
@@ -317,6 +324,12 @@ class MementoSpec(_Strict):
     tools: list[str] = Field(default_factory=lambda: ["calculator", "python"])
     mcp_servers: list[MCPServerSpec] = Field(default_factory=list)
     max_subtasks: int = Field(default=4, ge=1, le=12)
+    plan_schema: Literal["ordered", "free"] = Field(
+        default="ordered",
+        description="ordered: subtasks s1..sN, each depending only on earlier ones (a DAG wherever the provider "
+        "enforces schemas); free: any ids and dependencies. Plans are validated as DAGs either way.",
+    )
+    min_subtask_steps: int = Field(default=0, ge=0, description="Tool calls before a subtask may finish.")
     max_replans: int = Field(default=2, ge=0, le=10, description="Re-plans after an invalid plan.")
     max_cycles: int = Field(default=2, ge=1, le=10, description="Plan → execute rounds per episode.")
     max_subtask_steps: int = Field(default=4, ge=1)
