@@ -97,3 +97,32 @@ def rollback(run: Run, version: int) -> None:
         raise typer.Exit(2) from None
     lib.save(run)
     out.print(f"version {new} now holds the lessons of version {version} ({len(lib)} active)")
+
+
+@library_app.command()
+def stats(
+    run: Run,
+    embedder: Annotated[
+        str | None, typer.Option(help="Embedder name (default: the run's diversity.embedder).")
+    ] = None,
+) -> None:
+    """Diversity of the library across its saved versions: size, tokens, Vendi score, Vendi/n, near-duplicates."""
+    from memrl.diversity.stats import version_stats
+
+    lib = _load(run)
+    if embedder is None and (run / "spec.yaml").exists():
+        import yaml
+
+        embedder = (yaml.safe_load((run / "spec.yaml").read_text()).get("diversity") or {}).get("embedder")
+    try:
+        rows = version_stats(lib, embedder)
+    except MemrlError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    t = Table(title=f"library diversity across {len(rows)} versions")
+    for col in ("version", "lessons", "tokens", "Vendi", "Vendi/n", "near-dup pairs", "added", "deleted"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        t.add_row(str(r.version), str(r.lessons), str(r.tokens), f"{r.vendi:.2f}", f"{r.vendi_per_item:.3f}",
+                  str(r.redundant_pairs), str(r.added), str(r.deleted))  # fmt: skip
+    out.print(t)

@@ -243,3 +243,19 @@ def test_library_cli_show_diff_export_rollback(tmp_path):
     assert lib.version == 5 and lib.diff(1, 5).is_empty()
     r = cli.invoke(app, ["library", "diff", str(tmp_path / "r"), "1", "99"])
     assert r.exit_code == 2
+
+
+def test_library_stats_across_versions(tmp_path):
+    from typer.testing import CliRunner
+
+    from memrl.cli import app
+    from memrl.diversity.stats import version_stats
+
+    run_task(spec_for(tmp_path), run_dir=tmp_path / "r", client=FunctionClient(model()))
+    rows = version_stats(Library.load(tmp_path / "r"), "hash-64")
+    assert [r.version for r in rows] == [0, 1, 2, 3, 4]
+    assert rows[0].lessons == 0 and rows[-1].lessons == len(Library.load(tmp_path / "r"))
+    for r in rows[1:]:
+        assert 1 <= r.vendi <= r.lessons + 1e-9 and 0 < r.vendi_per_item <= 1 + 1e-9
+    r = CliRunner().invoke(app, ["library", "stats", str(tmp_path / "r")])
+    assert r.exit_code == 0 and "Vendi/n" in r.stdout
