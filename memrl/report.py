@@ -94,15 +94,25 @@ def _save(fig: Any, plt: Any, path: Path) -> Path:
 
 def _lines(plt: Any, path: Path, title: str, xs: list[float], series: dict[str, list[float | None]]) -> Path:
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    for name, ys in series.items():
+    # The lesson count shares a plot with word and token counts: it gets an axis of its own.
+    right = ax.twinx() if "lessons" in series and len(series) > 1 else None
+    for i, (name, ys) in enumerate(series.items()):
         pts = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
+        on = right if right is not None and name == "lessons" else ax
         if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=name)
+            on.plot(
+                [p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=name, color=f"C{i}"
+            )
     ax.set_title(title)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    if right is not None:
+        right.set_ylabel("lessons")
+        h2, l2 = right.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    if handles:
+        ax.legend(handles, labels, fontsize=8)
     return _save(fig, plt, path)
 
 
