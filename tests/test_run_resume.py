@@ -16,7 +16,7 @@ from conftest import needs_local
 pytestmark = needs_local
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["-c", "data.size=24", "-c", "data.test_size=12", "-c", "eval.k=2", "-c", "eval.max_tokens=24"]
+SMALL = ["-c", "algorithm=evaluate", "-c", "data.size=24", "-c", "data.test_size=12", "-c", "eval.k=2", "-c", "eval.max_tokens=24"]
 
 
 def memrl(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess:
