@@ -3,7 +3,6 @@ budget, and, for exploration, a different subset for each rollout of a group."""
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 
@@ -13,13 +12,9 @@ from memrl.diversity.select import greedy_dpp_map, mmr_select
 from memrl.memory.base import Embedder
 from memrl.memory.records import LessonRecord
 from memrl.spec import DiversitySpec
+from memrl.tokens import approx_tokens
 
 __all__ = ["LessonVectors", "select_lessons", "explore_subset", "approx_tokens"]
-
-
-def approx_tokens(text: str) -> int:
-    """About four characters a token for English text with common BPE vocabularies."""
-    return max(1, math.ceil(len(text) / 4))
 
 
 class LessonVectors:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from memrl.metrics import pass_at_k  # one definition; re-exported here with the other set measures
+
 __all__ = ["cosine_similarity", "redundant_pairs", "redundancy", "distinct_n", "pass_at_k"]
 
 
@@ -51,12 +53,3 @@ def distinct_n(texts: Sequence[str], n: int = 1) -> float:
         toks = text.split()
         grams.extend(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
     return len(set(grams)) / len(grams) if grams else 0.0
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k (Chen et al. 2021): ``1 − C(n−c, k) / C(n, k)`` from n samples of which c passed."""
-    if not (0 <= c <= n and 1 <= k <= n):
-        raise ValueError(f"need 0 ≤ c ≤ n and 1 ≤ k ≤ n, got n={n}, c={c}, k={k}")
-    if n - c < k:
-        return 1.0
-    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))

@@ -6,7 +6,6 @@ none of their tokenizers. Pass an exact counter (e.g. your model's tokenizer) as
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -15,34 +14,13 @@ from pydantic import BaseModel, Field
 from memrl.algos.curate import jaccard
 from memrl.memory.records import CaseRecord, LessonRecord
 from memrl.prompting import memory_block
+from memrl.tokens import approx_tokens
 
 __all__ = ["Injection", "approx_tokens", "pack", "render_case"]
 
+
 #: Pieces a BPE pre-tokenizer would split apart: letter runs, single digits, other non-ASCII characters,
 #: newlines, runs of spaces, single punctuation marks.
-_PIECE = re.compile(r"[A-Za-z]+|[0-9]|[^\x00-\x7f]|\n| {2,}|\t|[^\sA-Za-z0-9]")
-
-
-def approx_tokens(text: str) -> int:
-    """Estimated tokens of `text` for the BPE tokenizers of chat models, erring on the high side.
-
-    A letter run costs 1 token per started 5 letters beyond the first (common words are 1 token, long rare
-    ones 2-3), every digit 1 (Llama-style tokenizers split digits), every other non-ASCII character 2 (CJK
-    in small vocabularies), every punctuation mark, newline and run of spaces 1. Measured against
-    SmolLM2's tokenizer on memrl's prompts, README and code: median 1.24x the true count, at least 1.0x for
-    90 % of texts. Tokenizers with larger vocabularies (GPT-4's, Claude's) split less, so the estimate is
-    higher still for them: a budget is kept, rarely exceeded. Pass an exact counter where it matters.
-    """
-    n = 0
-    for piece in _PIECE.findall(text):
-        c = piece[0]
-        if c.isascii() and c.isalpha():
-            n += 1 + (len(piece) - 1) // 5
-        else:
-            n += 1 if c.isascii() else 2
-    return n
-
-
 def render_case(case: CaseRecord, max_steps: int = 6, max_chars: int = 240) -> str:
     """A case as worked-example text: the task, its first steps (each cut to `max_chars`), how it went."""
     steps = [s if len(s) <= max_chars else s[: max_chars - 1] + "…" for s in case.trajectory[:max_steps]]
