@@ -1,7 +1,7 @@
 """Throughput of memrl's teacher-forced entropy path against raw llama-cpp-python eval of the same tokens.
 
-Run:  python bench/bench_entropy.py            (8 groups × 4 completions of ≤ 96 tokens, 3 repeats)
-      python bench/bench_entropy.py --smoke    (2 groups × 2 completions of ≤ 24 tokens, 1 repeat)
+Run:  python bench/bench_entropy.py            (4 groups × 4 completions of ≤ 64 tokens, 3 repeats)
+      python bench/bench_entropy.py --smoke    (2 groups × 2 completions of ≤ 24 tokens, 2 repeats)
 
 The completions are sampled from the same model first (not timed). Then, in the same process and on the same
 ``Llama`` object, each path scores every group from a cleared context (so no path profits from a prompt left
@@ -66,22 +66,24 @@ def sample_groups(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="GGUF path (default: the bundled SmolLM2-135M-Instruct)")
-    ap.add_argument("--groups", type=int, default=8)
+    ap.add_argument("--groups", type=int, default=4)
     ap.add_argument("--group-size", type=int, default=4)
-    ap.add_argument("--max-tokens", type=int, default=96)
+    ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--n-ctx", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--smoke", action="store_true", help="a fast version: 2 groups × 2 × 24 tokens, 1 repeat")
+    ap.add_argument(
+        "--smoke", action="store_true", help="a fast version: 2 groups × 2 × 24 tokens, 2 repeats"
+    )
     args = ap.parse_args()
     if args.smoke:
-        args.groups, args.group_size, args.max_tokens, args.repeats = 2, 2, 24, 1
+        args.groups, args.group_size, args.max_tokens, args.repeats = 2, 2, 24, 2
 
     t0 = time.perf_counter()
     scorer = LlamaEntropyScorer(args.model, n_ctx=args.n_ctx, n_threads=args.threads)
     llm = scorer.llm
     print(
-        f"model loaded in {time.perf_counter() - t0:.2f} s, vocab {scorer.n_vocab}, threads {llm.n_threads}"
+        f"model loaded in {time.perf_counter() - t0:.2f} s, vocab {scorer.n_vocab}, threads {llm.n_threads} (batch {llm.n_threads_batch})"
     )
     t0 = time.perf_counter()
     groups = sample_groups(scorer, args.groups, args.group_size, args.max_tokens)
@@ -139,6 +141,8 @@ def main() -> None:
                 if round_:
                     best[name][g] = min(best[name][g], dt)
                     walls[name] += dt / args.repeats
+        label = "warm-up" if round_ == 0 else f"repeat {round_}/{args.repeats}"
+        print(f"  {label} done at {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
     base = sum(best["raw eval (prompt once)"])
     print(f"\n{'path':28s} {'best s':>8s} {'tok/s':>8s} {'ratio vs raw':>13s} {'mean-run tok/s':>15s}")

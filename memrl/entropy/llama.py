@@ -57,6 +57,9 @@ class LlamaEntropyScorer:
     ``model_path`` defaults to the bundled SmolLM2-135M-Instruct. ``temperature`` scales the logits before
     both the entropies and the log-probabilities (1.0: the model's own distribution). An existing
     ``llama_cpp.Llama`` created with ``logits_all=True`` can be passed as ``llm`` instead of a path.
+    ``n_threads`` sets llama.cpp's threads for single-token and batch evaluation alike (default: llama-cpp-
+    python's, i.e. every core for batches); on a busy machine, fewer threads than cores keeps threads from
+    spinning at barriers while descheduled.
     """
 
     def __init__(
@@ -76,7 +79,12 @@ class LlamaEntropyScorer:
             path = resolve_gguf_path(model_path)
             log.debug("loading %s for entropy scoring (n_ctx=%d)", path, n_ctx)
             llm = llama_cpp.Llama(
-                model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, logits_all=True, verbose=False
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                logits_all=True,
+                verbose=False,
             )
         elif not getattr(llm, "_logits_all", True):
             raise LocalModelError(
