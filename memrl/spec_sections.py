@@ -1,0 +1,334 @@
+"""The sections of a task file, one pydantic model each (`extra="forbid"`): the model, the data, the
+verifier, the prompt, evaluation, budgets, cache and run folder, and the algorithm sections (tfgrpo,
+diversity, entropy, memento). `memrl.spec.TaskSpec` puts them together."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSpec(_Strict):
+    """Which model to call and how. `name` is a litellm model string, `local` or `local:/path/to.gguf`."""
+
+    name: str = "local"
+    api_base: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the API key (never the key)."
+    )
+    max_concurrency: int = Field(default=4, ge=1, le=1024)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    max_retry_wait_s: float = Field(default=60.0, ge=0)
+    n_ctx: int = Field(default=2048, ge=256, description="Context size of an embedded local model.")
+    extra: dict[str, Any] = Field(default_factory=dict, description="Passed through to litellm as is.")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        from memrl.llm.names import check_model_name
+
+        return check_model_name(v)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _check_key_env(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError(
+                "api_key_env takes the NAME of an environment variable (e.g. OPENAI_API_KEY), not the key itself"
+            )
+        return v
+
+
+class DataSpec(_Strict):
+    """Where the items come from and how they are split.
+
+    `source` is a local file (.jsonl, .json, .csv; relative to the task file) or a packaged set:
+    `gsm_symbolic`, `reasoning_gym:<name>`, `mmath:aime24|aime25|math500|cnmo`, `humaneval`.
+    """
+
+    source: str
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="Map memrl's fields (id, question, answer) to the file's columns."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Arguments of a generated dataset.")
+    size: int | None = Field(default=None, ge=1, description="Use at most this many items.")
+    test_size: int | float = Field(
+        default=0.5, description="Held-out items: a count, or a fraction in (0, 1)."
+    )
+    seed: int = 0
+
+    @field_validator("test_size")
+    @classmethod
+    def _check_test_size(cls, v: int | float) -> int | float:
+        if isinstance(v, float) and not 0 < v < 1:
+            raise ValueError("a fractional test_size must lie strictly between 0 and 1")
+        if isinstance(v, int) and v < 1:
+            raise ValueError("test_size must be at least 1")
+        return v
+
+
+VerifierKind = Literal["math", "exact", "regex", "python", "code", "llm_judge", "reasoning_gym"]
+
+
+class VerifierSpec(_Strict):
+    """How an answer is judged."""
+
+    kind: VerifierKind = "math"
+    pattern: str | None = Field(
+        default=None, description="regex: the answer must match (group 1 is compared)."
+    )
+    function: str | None = Field(default=None, description="python: `module:function` taking (item, answer).")
+    case_sensitive: bool = False
+    timeout_s: float = Field(default=10.0, gt=0)
+    memory_mb: int = Field(default=512, ge=32)
+    judge_model: ModelSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> VerifierSpec:
+        if self.kind == "regex" and not self.pattern:
+            raise ValueError("verifier.kind 'regex' needs verifier.pattern")
+        if self.kind == "regex" and self.pattern:
+            try:
+                re.compile(self.pattern)
+            except re.error as e:
+                raise ValueError(f"verifier.pattern is not a valid regex: {e}") from None
+        if self.kind == "python" and (not self.function or ":" not in self.function):
+            raise ValueError("verifier.kind 'python' needs verifier.function as 'module:function'")
+        return self
+
+
+class PromptSpec(_Strict):
+    """The prompt the policy sees. `template` is Jinja over the item (`question`, `meta`)."""
+
+    system: str = "You are a careful problem solver."
+    template: str = "{{ question }}"
+    memory_placement: Literal["system", "user"] = Field(
+        default="system", description="Where learned memory goes, the same while learning and when deployed."
+    )
+
+
+class EvalSpec(_Strict):
+    k: int = Field(default=1, ge=1, le=1024, description="Samples per held-out item (Mean@k, Pass@k).")
+    temperature: float = Field(default=0.3, ge=0, le=2)
+    max_tokens: int = Field(default=256, ge=1)
+    stop: list[str] | None = None
+    limit: int | None = Field(default=None, ge=1, description="Evaluate at most this many test items.")
+
+
+class BudgetSpec(_Strict):
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_usd: float | None = Field(default=None, gt=0)
+
+
+class CacheSpec(_Strict):
+    enabled: bool = True
+    path: str | None = Field(
+        default=None, description="sqlite file; the run directory's cache.sqlite by default."
+    )
+
+
+class RunSpec(_Strict):
+    dir: str = "runs"
+    name: str | None = None
+    seed: int = 0
+
+
+class TFGRPOSpec(_Strict):
+    """Training-Free GRPO: epochs × steps of `batch_size` queries with `group_size` rollouts each."""
+
+    epochs: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=4, ge=1)
+    group_size: int = Field(default=4, ge=2)
+    steps_per_epoch: int | None = Field(
+        default=None, ge=1, description="Default: one pass over the training split."
+    )
+    temperature: float = Field(default=0.7, ge=0, le=2, description="Rollout temperature.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Rollout answer cap; eval.max_tokens by default."
+    )
+    learner: ModelSpec | None = Field(
+        default=None, description="The model that writes lessons; the policy by default."
+    )
+    given_ground_truth: bool = Field(default=True, description="Show the learner the reference answer.")
+    lessons_per_group: int = Field(default=2, ge=1, le=10)
+    ops_per_query: int = Field(default=3, ge=1, le=10)
+    word_cap: int = Field(default=32, ge=4, le=200)
+    summary_words: int = Field(default=60, ge=10)
+    learner_temperature: float = Field(default=0.3, ge=0, le=2)
+    learner_max_tokens: int = Field(default=384, ge=32)
+    merge_threshold: float = Field(
+        default=0.6, gt=0, le=1, description="Word-overlap (Jaccard) at which ADDs merge."
+    )
+    max_lessons: int = Field(default=40, ge=1, description="Library size cap; ADDs beyond it are rejected.")
+    lesson_pattern: str | None = Field(
+        default=r"^When [a-zA-Z][a-zA-Z ,'()/-]{3,100}, [a-zA-Z][a-zA-Z ,'()/-]{8,200}$",
+        description="Regex every lesson must match, enforced by schema-constrained decoding where the provider "
+        "supports it (llama.cpp). The default asks for 'When <situation>, <strategy>' without digits, so the "
+        "learner cannot copy a problem's numbers. null disables it.",
+    )
+
+    @field_validator("learner", mode="before")
+    @classmethod
+    def _learner_from_string(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+
+class DiversitySpec(_Strict):
+    """Controls that keep the experience library diverse; each is a switch so its effect can be measured.
+    Metrics are always logged; `enabled: false` turns every control off at once (for ablations)."""
+
+    enabled: bool = True
+    embedder: str | None = Field(
+        default=None, description="Embedder for lessons (memrl.memory names); offline MiniLM by default."
+    )
+    dedup_threshold: float | None = Field(
+        default=0.9, gt=0, le=1, description="Cosine at which lessons merge (lineage kept); null: off."
+    )
+    redundancy_threshold: float = Field(
+        default=0.9, gt=0, le=1, description="Cosine at which a pair counts as redundant."
+    )
+    injection: Literal["all", "mmr", "dpp"] = Field(
+        default="all", description="How lessons are picked for a prompt."
+    )
+    max_memory_tokens: int | None = Field(
+        default=None, ge=1, description="Token budget for injected lessons."
+    )
+    mmr_lambda: float = Field(default=0.5, ge=0, le=1)
+    explore_subsets: bool = Field(
+        default=False, description="Give each rollout of a group its own lesson subset."
+    )
+    subset_fraction: float = Field(
+        default=0.6, gt=0, le=1, description="Share of lessons each exploring rollout sees."
+    )
+    max_edits_per_step: int | None = Field(default=None, ge=1, description="Cap on library edits per step.")
+    max_rewrites: int | None = Field(
+        default=3, ge=1, description="Cap on UPDATEs of one lesson over the run."
+    )
+    protect_advantage: float | None = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Lessons learned from groups whose best rollout beat the mean by this much are never deleted or merged away.",
+    )
+    prune_harmful_margin: int | None = Field(
+        default=None, ge=0, description="Retire a lesson when harmful − helpful exceeds this."
+    )
+    prune_unused_steps: int | None = Field(
+        default=None, ge=1, description="Retire lessons never injected for this many steps."
+    )
+    alarm_mixed_fraction: float | None = Field(
+        default=0.1, ge=0, le=1, description="Collapse alarm: mixed-group share below this."
+    )
+    alarm_answer_entropy: float | None = Field(
+        default=0.05, ge=0, description="Collapse alarm: mean answer entropy (nats) below this."
+    )
+    alarm_shrink: float | None = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Collapse alarm: library shrinks by more than this share in a step.",
+    )
+    alarm_temperature_step: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Response: raise rollout temperature by this (max 1.2) and explore subsets.",
+    )
+
+
+class CaseRetrievalSpec(_Strict):
+    """How the Memento planner reads case memory. `mode`: `off` (no cases), `similarity` (cosine top-k),
+    `q` (rank by `w_sim·sim + w_q·Q(task, case)`, Q learned online, with exploration). See docs/memento.md."""
+
+    mode: Literal["off", "similarity", "q"] = "q"
+    k: int = Field(default=4, ge=1, le=32, description="Cases put into the planner prompt.")
+    pool: int = Field(default=16, ge=1, description="Nearest cases scored by Q (the candidate pool).")
+    min_similarity: float | None = Field(default=None, ge=-1, le=1)
+    positive_reward: float = Field(
+        default=0.5, ge=0, le=1, description="Cases at or above this reward are examples to follow."
+    )
+    w_sim: float = Field(default=1.0, ge=0)
+    w_q: float = Field(default=1.0, ge=0)
+    exploration: Literal["epsilon", "ucb", "none"] = "epsilon"
+    epsilon: float = Field(default=0.1, ge=0, le=1, description="Chance per slot of a random pool case.")
+    ucb_c: float = Field(default=0.5, ge=0, description="UCB bonus c·sqrt(ln(1+N)/(1+n_c)).")
+    alpha: float = Field(default=0.3, gt=0, le=1, description="Step size of the per-case utility.")
+    alpha_shared: float = Field(default=0.05, ge=0, le=1, description="Step size of the shared weights.")
+    q_init: float = Field(default=0.0, description="Utility of a case never used.")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: Any) -> Any:
+        return "off" if v is False else v  # YAML reads a bare `off` as false
+
+
+class MCPServerSpec(_Strict):
+    """An MCP server started over stdio; its tools join the executor's (needs the `mcp` extra)."""
+
+    command: str
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] | None = None
+    prefix: str = Field(default="", description="Prepended to the server's tool names.")
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class MementoSpec(_Strict):
+    """Memento: planner (DAG of subtasks) → executor (tools) → answer, with case, subtask and tool memory."""
+
+    cases: CaseRetrievalSpec = Field(default_factory=CaseRetrievalSpec)
+    subtask_memory: bool = Field(default=True, description="Show similar past subtasks to the executor.")
+    tool_memory: bool = Field(default=True, description="Show which tools worked on similar subtasks.")
+    hint_k: int = Field(default=3, ge=0, le=10)
+    hint_min_similarity: float = Field(default=0.5, ge=-1, le=1)
+    write_memory: bool = Field(
+        default=True, description="Write cases, subtasks and tool calls after episodes."
+    )
+    memory: str | None = Field(
+        default=None, description="Memory location (folder or chroma URL); the run's memory/ by default."
+    )
+    namespace: str = "memento"
+    embedder: str | None = Field(default=None, description="Embedder name; the offline MiniLM by default.")
+    tools: list[str] = Field(default_factory=lambda: ["calculator", "python"])
+    mcp_servers: list[MCPServerSpec] = Field(default_factory=list)
+    max_subtasks: int = Field(default=4, ge=1, le=12)
+    plan_schema: Literal["ordered", "free"] = Field(
+        default="ordered",
+        description="ordered: subtasks s1..sN, each depending only on earlier ones (a DAG wherever the provider "
+        "enforces schemas); free: any ids and dependencies. Plans are validated as DAGs either way.",
+    )
+    min_subtask_steps: int = Field(default=0, ge=0, description="Tool calls before a subtask may finish.")
+    max_replans: int = Field(default=2, ge=0, le=10, description="Re-plans after an invalid plan.")
+    max_cycles: int = Field(default=2, ge=1, le=10, description="Plan → execute rounds per episode.")
+    max_subtask_steps: int = Field(default=4, ge=1)
+    max_steps: int = Field(default=16, ge=1, description="Tool calls per episode.")
+    max_tokens: int = Field(default=20_000, ge=1, description="Model tokens per episode.")
+    max_seconds: float = Field(default=600.0, gt=0, description="Wall-clock seconds per episode.")
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    planner_max_tokens: int = Field(default=256, ge=16)
+    action_max_tokens: int = Field(default=128, ge=8)
+    answer_max_tokens: int = Field(default=64, ge=1)
+    train_episodes: int | None = Field(default=None, ge=0, description="Default: one per training item.")
+    evaluate: bool = Field(default=True, description="Play the test split after training.")
+    learn_during_eval: bool = Field(
+        default=False, description="Keep writing memory and updating Q on the test split."
+    )
+
+
+class EntropySpec(_Strict):
+    """Entropy measured with a local open-weight model during Training-Free GRPO (present = on)."""
+
+    model: str = Field(default="local", description="'local' (bundled GGUF) or 'local:/path/model.gguf'.")
+    n_ctx: int = Field(default=2048, ge=256)
+    aggregation: Literal["seq-mean-token-mean", "token-mean"] = "seq-mean-token-mean"
+    lesson_kl: bool = Field(default=True, description="Record each new or changed lesson's KL sharpening.")
+    kl_prompts: int = Field(default=2, ge=1, le=32, description="Prompts sampled per lesson for its KL.")
+    api_top_logprobs: int | None = Field(
+        default=None, ge=1, le=20, description="Ask the policy for top-k logprobs and log entropy bounds."
+    )
