@@ -44,7 +44,7 @@ def paired(diffs: list[float]) -> tuple[float, float, float]:
     return m, m - 1.96 * sd / math.sqrt(n), m + 1.96 * sd / math.sqrt(n)
 
 
-def run_condition(mode: str, args: argparse.Namespace, client: LiteLLMClient) -> list[dict]:
+def run_condition(mode: str, args: argparse.Namespace, client: LiteLLMClient | None) -> list[dict]:
     overrides = [
         f"data.params.train={args.train}", f"data.params.test={args.test}", f"data.seed={args.seed}",
         f"memento.cases.mode={mode}", "memento.subtask_memory=false", "memento.tool_memory=false",
@@ -55,6 +55,8 @@ def run_condition(mode: str, args: argparse.Namespace, client: LiteLLMClient) ->
         overrides.append(f"data.params.cache_dir={args.cache_dir}")
     if args.smoke:
         overrides += ["memento.max_steps=4", "memento.max_cycles=1"]
+    if client is None:  # a hosted model, reached through the task file's model section
+        overrides.append(f"model={args.model}")
     spec = load_spec(TASK, overrides)
     t0 = time.perf_counter()
     res = run_task(spec, resume=(Path(args.out) / f"cases-{mode}" / "spec.yaml").exists(), client=client)
@@ -103,27 +105,35 @@ def main() -> None:
     ap.add_argument(
         "--threads", type=int, default=1, help="llama.cpp threads (1 behaves best on a busy machine)"
     )
+    ap.add_argument("--model", default="local", help="local, local:/path/model.gguf, or a litellm model id")
     ap.add_argument("--cache-dir", default=None, help="where generated games are kept")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-memento-textworld"))
     args = ap.parse_args()
     if args.smoke:
         args.train, args.test = 2, 2
         args.out = args.out + "-smoke"
-    server = LocalServer(resolve_gguf("local"), n_ctx=2048, n_threads=args.threads).start()
+    local = args.model.startswith("local")
+    server = (
+        LocalServer(resolve_gguf(args.model), n_ctx=2048, n_threads=args.threads).start() if local else None
+    )
     try:
-        client = LiteLLMClient(f"openai/{ALIAS}", api_base=server.api_base, timeout_s=600, local=True)
+        client = None
+        if server is not None:
+            client = LiteLLMClient(f"openai/{ALIAS}", api_base=server.api_base, timeout_s=600, local=True)
         t0 = time.perf_counter()
         results = {mode: run_condition(mode, args, client) for mode in args.conditions.split(",")}
         text, summary = table(results)
         cmd = "python bench/bench_memento_textworld.py " + " ".join(sys.argv[1:])
-        report = f"{text}\n\nmodel: SmolLM2-135M-Instruct (local, llama.cpp, {args.threads} thread); command: `{cmd}`; " \
+        where = f"llama.cpp, {args.threads} thread(s)" if server else "hosted"
+        report = f"{text}\n\nmodel: {args.model} ({where}); command: `{cmd}`; " \
                  f"wall time {time.perf_counter() - t0:.0f}s"  # fmt: skip
         print(report)
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "results.json").write_text(json.dumps(summary, indent=2))
         (Path(args.out) / "results.md").write_text(report + "\n")
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -180,7 +180,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, kill_at):
         run_task(spec, client=FunctionClient(agent_model(kill_at=kill_at)))
     resumed = run_task(spec, resume=True, client=FunctionClient(agent_model()))
     assert _summary(resumed.run_dir) == _summary(whole.run_dir)
-    assert resumed.results == whole.results
+    untimed = lambda r: {k: {f: v for f, v in x.items() if f != "items_per_s"} for k, x in r.items()}  # noqa: E731
+    assert untimed(resumed.results) == untimed(whole.results)
 
 
 def test_kill_while_committing_finishes_the_commit(tmp_path, monkeypatch):

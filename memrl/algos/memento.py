@@ -26,7 +26,7 @@ from memrl.algos.memento_agent import EpisodeTrace, run_episode
 from memrl.algos.memento_env import open_episode
 from memrl.algos.memento_q import QModel, distribution, select_cases
 from memrl.memory import CaseRecord, Memory, SubtaskRecord, ToolCallRecord, open_memory
-from memrl.metrics import mean_ci
+from memrl.metrics import mean_ci, score_items
 from memrl.runner import RunContext
 from memrl.runs import atomic_write
 from memrl.spec import MementoSpec
@@ -53,10 +53,14 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     n = len(rows)
     wins = sum(bool(r["success"]) for r in rows)
     m, lo, hi = mean_ci([float(r["reward"]) for r in rows])
+    seconds = sum(r["seconds"] for r in rows)
     return {"episodes": n, "success_rate": wins / n if n else 0.0, "success_ci": wilson(wins, n),
             "mean_reward": m, "reward_ci": (lo, hi),
             "mean_steps": sum(r["steps"] for r in rows) / n if n else 0.0,
-            "mean_tokens": sum(r["tokens"] for r in rows) / n if n else 0.0}  # fmt: skip
+            "mean_tokens": sum(r["tokens"] for r in rows) / n if n else 0.0,
+            # success as an evaluation score (k = 1), the shape `memrl run` prints
+            "score": score_items([int(bool(r["success"])) for r in rows], 1).model_dump(),
+            "items_per_s": n / seconds if seconds > 0 else 0.0}  # fmt: skip
 
 
 @contextlib.asynccontextmanager
@@ -161,13 +165,18 @@ async def run_memento(ctx: RunContext) -> dict[str, Any]:
     ctx.progress.start("episodes", len(schedule))
     ctx.progress.advance("episodes", state["done"])
 
+    def trim(n: int) -> None:
+        """Drop log lines of episodes from `n` on: a kill can leave some of a commit it interrupted."""
+        for name in ("episodes.jsonl", "metrics.jsonl"):
+            if run.file(name).exists():
+                lines = [r for r in run.read_jsonl(name) if r["episode"] < n]
+                atomic_write(run.file(name), "".join(json.dumps(r, default=str) + "\n" for r in lines))
+
     def commit(n: int, key: str, phase: str, trace: EpisodeTrace, sel: dict[str, Any]) -> None:
-        for name in ("episodes.jsonl", "metrics.jsonl"):  # drop lines of an episode cut short by a kill
-            lines = [r for r in run.read_jsonl(name) if r["episode"] < n]
-            atomic_write(run.file(name), "".join(json.dumps(r, default=str) + "\n" for r in lines))
         learn = phase == "train" or cfg.learn_during_eval
         if learn and cfg.write_memory:
             write_episode_memory(memory, trace, key, phase)
+            memory.cases.mark_used([u[0] for u in sel["used"]])
         used = [tuple(u) for u in sel["used"]]
         deltas = q.update(key, used, trace.outcome.reward) if learn and q is not None else []  # type: ignore[arg-type]
         if q is not None:
@@ -181,6 +190,7 @@ async def run_memento(ctx: RunContext) -> dict[str, Any]:
         ctx.save_usage()
         ctx.progress.advance("episodes")
 
+    trim(state["done"])
     pending = run.read_json("pending.json")
     if pending and pending["n"] == state["done"]:  # killed while committing: finish the commit
         commit(pending["n"], pending["key"], pending["phase"], EpisodeTrace.model_validate(pending["trace"]),
