@@ -26,6 +26,7 @@ from memrl.algos.memento_agent import EpisodeTrace, run_episode
 from memrl.algos.memento_env import open_episode
 from memrl.algos.memento_q import QModel, distribution, select_cases
 from memrl.memory import CaseRecord, Memory, SubtaskRecord, ToolCallRecord, open_memory
+from memrl.memory.records import MetaValue
 from memrl.metrics import mean_ci, score_items
 from memrl.runner import RunContext
 from memrl.runs import atomic_write
@@ -86,7 +87,7 @@ def _case_id(key: str) -> str:
 def write_episode_memory(memory: Memory, trace: EpisodeTrace, key: str, phase: str) -> str:
     """Write the case, its subtasks and its tool calls. Ids derive from `key`: writing twice changes nothing."""
     cid = _case_id(key)
-    meta = {"episode": key, "item": trace.item_id, "phase": phase}
+    meta: dict[str, MetaValue] = {"episode": key, "item": trace.item_id, "phase": phase}
     answer = f"answer {short(trace.answer, 80)!r}: " if trace.answer is not None else ""
     memory.cases.upsert([CaseRecord(
         id=cid, task=trace.task, plan=trace.plan_text(), trajectory=trace.trajectory(),
