@@ -14,9 +14,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from memrl.testing.loopback import LoopbackServer
 from memrl.testing.server import Action
 
 __all__ = ["FakeAnthropicServer", "message_body", "sse_events"]
@@ -83,12 +84,7 @@ def _count_tokens(body: dict[str, Any]) -> int:
     return max(1, len(text) // 4)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256  # many clients connect at once (the default backlog of 5 resets them)
-
-
-class FakeAnthropicServer:
+class FakeAnthropicServer(LoopbackServer):
     """Plays `script` in order, then `default` (or `reply`'s answer) for every later request."""
 
     def __init__(
@@ -99,9 +95,7 @@ class FakeAnthropicServer:
         self.reply = reply
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), self._handler())
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._serve(self._handler())
 
     @property
     def base_url(self) -> str:
@@ -190,17 +184,3 @@ class FakeAnthropicServer:
                 self.wfile.write(data)
 
         return Handler
-
-    def start(self) -> FakeAnthropicServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> FakeAnthropicServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -14,15 +14,16 @@ import contextlib
 import io
 import json
 import socket
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from memrl.testing.loopback import LoopbackServer
 
 __all__ = ["Action", "FakeOpenAIServer", "Injector", "Responder", "chat_body"]
 
@@ -64,22 +65,13 @@ def chat_body(a: Action, n: int = 1, model: str = "fake") -> dict[str, Any]:
     }  # fmt: skip
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256  # the default backlog (5) drops connections in bursts: clients then time out
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that went away is not news
-            super().handle_error(request, client_address)
-
-
 #: The text of a 200 answer as a function of the request body (a toy model).
 Responder = Callable[[dict[str, Any]], str]
 #: A fault for this request, as (kind, action), or None to answer normally.
 Injector = Callable[[dict[str, Any]], "tuple[str, Action] | None"]
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     """Plays `script` in order, then an injected fault or `default` for every later request.
 
     Records requests with timestamps, the fault each got (`record["fault"]`) and their outcome
@@ -102,9 +94,7 @@ class FakeOpenAIServer:
         self.requests: list[dict[str, Any]] = []
         self.outcomes: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), self._handler())
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._serve(self._handler())
 
     @property
     def api_base(self) -> str:
@@ -217,17 +207,3 @@ class FakeOpenAIServer:
                 self.wfile.flush()
 
         return Handler
-
-    def start(self) -> FakeOpenAIServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
