@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -212,6 +213,38 @@ def serve_local(
         pass
     finally:
         srv.stop()
+
+
+@app.command("models")
+def models_cmd(
+    prepare: Annotated[
+        str | None, typer.Option(help="Assemble this named model now (e.g. qwen2.5-coder-1.5b).")
+    ] = None,
+) -> None:
+    """List the named local models, whether their weights are installed, and where they are cached."""
+    from memrl.llm.catalog import CATALOG, assemble, installed_parts, model_cache_dir, named_model
+
+    if prepare is not None:
+        model = named_model(prepare)
+        if model is None:
+            _fail(f"unknown named model {prepare!r}; known: {', '.join(CATALOG)}")
+            return
+        try:
+            out.print(f"{model.name}: {assemble(model)}", highlight=False, soft_wrap=True)
+        except MemrlError as e:
+            _fail(str(e))
+        return
+    table = Table("model", "weights", "install with", "about")
+    for m in CATALOG.values():
+        try:
+            installed_parts(m)
+            cached = (model_cache_dir() / m.filename).is_file()
+            state = "assembled" if cached else "installed"
+        except MemrlError:
+            state = "missing"
+        table.add_row(f"local:{m.name}", state, escape(m.install_hint), m.description)
+    out.print(table)
+    out.print(f"cache: {model_cache_dir()}", highlight=False)
 
 
 @app.command("report")

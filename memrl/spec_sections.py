@@ -15,7 +15,8 @@ class _Strict(BaseModel):
 
 
 class ModelSpec(_Strict):
-    """Which model to call and how. `name` is a litellm model string, `local` or `local:/path/to.gguf`."""
+    """Which model to call and how. `name` is a litellm model string, `local`, `local:<named model>` (e.g.
+    `local:qwen2.5-coder-1.5b`, see `memrl models`) or `local:/path/to.gguf`."""
 
     name: str = "local"
     api_base: str | None = None

@@ -40,14 +40,21 @@ def free_port() -> int:
 
 
 def resolve_gguf(name: str) -> Path:
-    """`local` → the bundled SmolLM2 GGUF; `local:/path.gguf` → that file (checked)."""
+    """`local` → the bundled SmolLM2 GGUF; `local:<catalog name>` → that model, assembled on first use
+    (see `memrl.llm.catalog`); `local:/path.gguf` → that file (checked)."""
     if name == "local":
         from memrl.llm.gguf import default_gguf_path
 
         return default_gguf_path()
-    path = Path(name.removeprefix("local:")).expanduser()
+    from memrl.llm.catalog import CATALOG, assemble, named_model
+
+    rest = name.removeprefix("local:")
+    if (model := named_model(rest)) is not None:
+        return assemble(model)
+    path = Path(rest).expanduser()
     if not path.is_file():
-        raise LocalModelError(f"model {name!r}: no GGUF file at {path}")
+        known = ", ".join(f"local:{n}" for n in CATALOG)
+        raise LocalModelError(f"model {name!r}: no GGUF file at {path} (named local models: {known})")
     return path
 
 
