@@ -141,6 +141,32 @@ class RunSpec(_Strict):
     seed: int = 0
 
 
+class CaseRetrievalSpec(_Strict):
+    """How the Memento planner reads case memory. `mode`: `off` (no cases), `similarity` (cosine top-k),
+    `q` (rank by `w_sim·sim + w_q·Q(task, case)`, Q learned online, with exploration). See docs/memento.md."""
+
+    mode: Literal["off", "similarity", "q"] = "q"
+    k: int = Field(default=4, ge=1, le=32, description="Cases put into the planner prompt.")
+    pool: int = Field(default=16, ge=1, description="Nearest cases scored by Q (the candidate pool).")
+    min_similarity: float | None = Field(default=None, ge=-1, le=1)
+    positive_reward: float = Field(
+        default=0.5, ge=0, le=1, description="Cases at or above this reward are examples to follow."
+    )
+    w_sim: float = Field(default=1.0, ge=0)
+    w_q: float = Field(default=1.0, ge=0)
+    exploration: Literal["epsilon", "ucb", "none"] = "epsilon"
+    epsilon: float = Field(default=0.1, ge=0, le=1, description="Chance per slot of a random pool case.")
+    ucb_c: float = Field(default=0.5, ge=0, description="UCB bonus c·sqrt(ln(1+N)/(1+n_c)).")
+    alpha: float = Field(default=0.3, gt=0, le=1, description="Step size of the per-case utility.")
+    alpha_shared: float = Field(default=0.05, ge=0, le=1, description="Step size of the shared weights.")
+    q_init: float = Field(default=0.0, description="Utility of a case never used.")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: Any) -> Any:
+        return "off" if v is False else v  # YAML reads a bare `off` as false
+
+
 class TFGRPOSpec(_Strict):
     """Training-Free GRPO: epochs × steps of `batch_size` queries with `group_size` rollouts each."""
 
@@ -168,6 +194,24 @@ class TFGRPOSpec(_Strict):
         default=0.6, gt=0, le=1, description="Word-overlap (Jaccard) at which ADDs merge."
     )
     max_lessons: int = Field(default=40, ge=1, description="Library size cap; ADDs beyond it are rejected.")
+    experiences: Literal["lessons", "cases", "both"] = Field(
+        default="lessons",
+        description="What the policy learns and is shown: lessons (the semantic advantage), worked cases (its "
+        "own verified solutions to training items, retrieved by similarity or learned utility), or both.",
+    )
+    cases: CaseRetrievalSpec = Field(
+        default_factory=lambda: CaseRetrievalSpec(mode="similarity", k=2, exploration="none"),
+        description="How worked cases are retrieved (with `experiences: cases|both`); `mode: q` learns each "
+        "case's utility from the rewards of the rollouts it was shown to.",
+    )
+    memory_tokens: int | None = Field(
+        default=None, ge=16,
+        description="One token budget for the memory block (lessons first, then cases). Default: no cap for "
+        "lessons alone, 1200 tokens once cases are on.",
+    )  # fmt: skip
+    case_chars: int = Field(
+        default=1200, ge=80, description="A worked case's solution is cut to this length."
+    )
     lesson_pattern: str | None = Field(
         default=r"^When [a-zA-Z][a-zA-Z ,'()/-]{3,100}, [a-zA-Z][a-zA-Z ,'()/-]{8,200}$",
         description="Regex every lesson must match, enforced by schema-constrained decoding where the provider "
@@ -242,32 +286,6 @@ class DiversitySpec(_Strict):
         le=1,
         description="Response: raise rollout temperature by this (max 1.2) and explore subsets.",
     )
-
-
-class CaseRetrievalSpec(_Strict):
-    """How the Memento planner reads case memory. `mode`: `off` (no cases), `similarity` (cosine top-k),
-    `q` (rank by `w_sim·sim + w_q·Q(task, case)`, Q learned online, with exploration). See docs/memento.md."""
-
-    mode: Literal["off", "similarity", "q"] = "q"
-    k: int = Field(default=4, ge=1, le=32, description="Cases put into the planner prompt.")
-    pool: int = Field(default=16, ge=1, description="Nearest cases scored by Q (the candidate pool).")
-    min_similarity: float | None = Field(default=None, ge=-1, le=1)
-    positive_reward: float = Field(
-        default=0.5, ge=0, le=1, description="Cases at or above this reward are examples to follow."
-    )
-    w_sim: float = Field(default=1.0, ge=0)
-    w_q: float = Field(default=1.0, ge=0)
-    exploration: Literal["epsilon", "ucb", "none"] = "epsilon"
-    epsilon: float = Field(default=0.1, ge=0, le=1, description="Chance per slot of a random pool case.")
-    ucb_c: float = Field(default=0.5, ge=0, description="UCB bonus c·sqrt(ln(1+N)/(1+n_c)).")
-    alpha: float = Field(default=0.3, gt=0, le=1, description="Step size of the per-case utility.")
-    alpha_shared: float = Field(default=0.05, ge=0, le=1, description="Step size of the shared weights.")
-    q_init: float = Field(default=0.0, description="Utility of a case never used.")
-
-    @field_validator("mode", mode="before")
-    @classmethod
-    def _yaml_off(cls, v: Any) -> Any:
-        return "off" if v is False else v  # YAML reads a bare `off` as false
 
 
 class MCPServerSpec(_Strict):

@@ -24,6 +24,8 @@ from typing import Any
 from memrl.algos.advantage import learn_from_group
 from memrl.algos.curate import apply_edits, reconcile
 from memrl.algos.evaluate import evaluate_items
+from memrl.algos.memento_q import Selection
+from memrl.algos.solved_cases import SolvedCases, render_solved
 from memrl.diversity.controls import bound_edits, dedup_merge, prune
 from memrl.diversity.injection import LessonVectors, approx_tokens, explore_subset, select_lessons
 from memrl.diversity.monitor import answer_key, check_collapse, group_diversity, library_diversity
@@ -37,6 +39,7 @@ from memrl.runner import RunContext
 from memrl.runs import RunDir, atomic_write
 from memrl.spec import TFGRPOSpec
 from memrl.types import Item, Message, Rollout
+from memrl.wrap.packing import pack
 
 __all__ = ["run_tfgrpo", "rollout_group"]
 
@@ -61,6 +64,13 @@ class Learning:
         self.explore = bool(state.get("explore", self.dcfg.enabled and self.dcfg.explore_subsets))
         self.ecfg = ctx.spec.entropy
         self._scorer: Any = None
+        self.use_lessons = self.cfg.experiences in ("lessons", "both")
+        self.cases: SolvedCases | None = None
+        if self.cfg.experiences in ("cases", "both"):
+            self.cases = SolvedCases(
+                ctx.run.path, self.cfg.cases, embedder=self.dcfg.embedder, held_out=ctx.split.test,
+                case_chars=self.cfg.case_chars,
+            )  # fmt: skip
 
     @property
     def scorer(self) -> Any:
@@ -78,25 +88,55 @@ class Learning:
         )  # fmt: skip
 
     def lessons_for(self, item: Item) -> list[LessonRecord]:
+        if not self.use_lessons:
+            return []
         return select_lessons(self.library.active(), item.question, self.vectors, self.dcfg)
 
+    def memory(self, item: Item, lessons: list[LessonRecord], cases: Selection | None = None) -> str:
+        """The memory block for one prompt: lessons alone as before, or lessons then cases in one budget."""
+        if self.cases is None and self.cfg.memory_tokens is None:
+            return library_memory(lessons)
+        records = [h.record for h in cases.hits] if cases else []
+        budget = self.cfg.memory_tokens or 1200
+        return pack(item.question, lessons, records, budget=budget, render=render_solved).text
 
-async def rollout_group(lr: Learning, item: Item, *, step: int) -> tuple[list[Rollout], list[list[str]]]:
-    """G judged rollouts of one query, and the lesson ids each rollout was shown."""
+    def eval_memory(self, item: Item) -> str:
+        cases = self.cases.select(item, f"eval:{item.id}", explore=False) if self.cases else None
+        return self.memory(item, self.lessons_for(item), cases)
+
+
+async def rollout_group(
+    lr: Learning, item: Item, *, step: int
+) -> tuple[list[Rollout], list[list[str]], list[Selection]]:
+    """G judged rollouts of one query, the lesson ids each rollout was shown and the cases it was shown."""
     ctx, cfg = lr.ctx, lr.cfg
     chosen = lr.lessons_for(item)
     salt = f"rollout:{step}:{item.id}"
-    if lr.explore and len(chosen) > 1:
-        shown = [explore_subset(chosen, i, salt, lr.dcfg.subset_fraction) for i in range(cfg.group_size)]
-        msgs = [policy_messages(ctx.spec.prompt, item, library_memory(sub)) for sub in shown]
+    G = cfg.group_size
+    per_rollout_cases = lr.cases is not None and cfg.cases.mode == "q" and cfg.cases.exploration != "none"
+    if lr.cases is None:
+        cases = [Selection()] * G
+    elif per_rollout_cases:  # exploration: each rollout may see other cases, so Q learns from the contrast
+        cases = [lr.cases.select(item, f"{salt}:{i}", explore=True) for i in range(G)]
+    else:
+        cases = [lr.cases.select(item, salt, explore=True)] * G
+    if (lr.explore and len(chosen) > 1) or per_rollout_cases:
+        shown = (
+            [explore_subset(chosen, i, salt, lr.dcfg.subset_fraction) for i in range(G)]
+            if lr.explore and len(chosen) > 1
+            else [chosen] * G
+        )
+        msgs = [
+            policy_messages(ctx.spec.prompt, item, lr.memory(item, sub, c)) for sub, c in zip(shown, cases)
+        ]
         reqs = [lr.request(m) for m in msgs]
         outs = await asyncio.gather(
             *(ctx.llm.complete(r, phase="rollout", salt=f"{salt}:{i}") for i, r in enumerate(reqs))
         )
         samples = [o[0] for o in outs]
     else:
-        shown = [chosen] * cfg.group_size
-        msgs = [policy_messages(ctx.spec.prompt, item, library_memory(chosen))] * cfg.group_size
+        shown = [chosen] * G
+        msgs = [policy_messages(ctx.spec.prompt, item, lr.memory(item, chosen, cases[0]))] * G
         req = lr.request(msgs[0])
         samples = await ctx.llm.complete(req, n=cfg.group_size, phase="rollout", salt=salt)
     verdicts = await asyncio.gather(*(ctx.verifier.verify(item, c.text) for c in samples))
@@ -104,7 +144,7 @@ async def rollout_group(lr: Learning, item: Item, *, step: int) -> tuple[list[Ro
         Rollout(item_id=item.id, sample=i, messages=m, completion=c, verdict=v)
         for i, (m, c, v) in enumerate(zip(msgs, samples, verdicts, strict=True))
     ]
-    return rollouts, [[x.id for x in sub] for sub in shown]
+    return rollouts, [[x.id for x in sub] for sub in shown], cases
 
 
 def _batches(train: list[Item], cfg: TFGRPOSpec, seed: int, epoch: int) -> list[list[Item]]:
@@ -174,17 +214,27 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     size_before = len(library)
     results = await asyncio.gather(*(rollout_group(lr, it, step=step) for it in batch))
-    groups = [g for g, _ in results]
+    groups = [g for g, _, _ in results]
     ctx.run.write_json(
         f"rollouts/step-{step:04d}.json",
-        [[r.model_dump(mode="json") | {"lessons": ids[r.sample]} for r in g] for g, ids in results],
-    )
-    for g, ids in results:
+        [[r.model_dump(mode="json") | {"lessons": ids[r.sample], "cases": [h.record.id for h in sel[r.sample].hits]}
+          for r in g] for g, ids, sel in results],
+    )  # fmt: skip
+    for g, ids, _ in results:
         for r in g:
             library.count_use(ids[r.sample], correct=r.verdict.correct, step=step)
+    case_m: dict[str, Any] = {}
+    if lr.cases is not None:
+        recs = [lr.cases.record(step, it, g, sel) for it, (g, _, sel) in zip(batch, results, strict=True)]
+        lr.cases.save()
+        deltas = [d for r in recs for d in r["q_deltas"]]
+        case_m = {"cases": len(lr.cases), "cases_written": sum(r["written"] for r in recs),
+                  "cases_shown": sum(len(s.hits) for _, _, sel in results for s in sel)}  # fmt: skip
+        if deltas:
+            case_m["q_delta_mean"] = sum(deltas) / len(deltas)
     snapshot = library.active()
     mixed = [(i, it, g) for i, (it, g) in enumerate(zip(batch, groups, strict=True))
-             if 0 < sum(r.verdict.reward for r in g) / len(g) < 1]  # fmt: skip
+             if lr.use_lessons and 0 < sum(r.verdict.reward for r in g) / len(g) < 1]  # fmt: skip
     proposals = await asyncio.gather(
         *(
             learn_from_group(lr.learner, it, i, g, snapshot, cfg, step=step, salt=f"learn:{step}:{i}:{it.id}")
@@ -216,6 +266,7 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
                                               "response": {"temperature": lr.temperature, "explore": True}})  # fmt: skip
     return {
         **m,
+        **case_m,
         **_library_metrics(lr),
         "groups": len(groups),
         "learned_groups": len(mixed),
@@ -249,7 +300,7 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
     async def evaluate(label: str) -> None:
         res = await evaluate_items(
             ctx.llm, ctx.verifier, ctx.split.test, prompt=spec.prompt, cfg=spec.eval, run=run,
-            label=label, progress=ctx.progress, memory_for=lambda it: library_memory(lr.lessons_for(it)),
+            label=label, progress=ctx.progress, memory_for=lr.eval_memory,
         )  # fmt: skip
         results[label] = res.model_dump() | {"library_version": library.version, "lessons": len(library)}
 
@@ -285,6 +336,7 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
         "steps": step,
         "lessons": len(library),
         "library_version": library.version,
+        "cases": len(lr.cases) if lr.cases is not None else None,
         "mean_at_k_before": first["mean_at_k"],
         "mean_at_k_after": last["mean_at_k"],
     }

@@ -54,6 +54,7 @@ def pack(
     budget: int,
     max_lessons: int | None = None,
     count: Callable[[str], int] = approx_tokens,
+    render: Callable[[CaseRecord], str] = render_case,
 ) -> Injection:
     """The memory block for `query` within `budget` tokens.
 
@@ -63,7 +64,7 @@ def pack(
     costed on its own (plus the headers, once), and the rendered block is checked and trimmed at the end.
     """
     cap = len(lessons) if max_lessons is None else max_lessons
-    case_texts = [render_case(c) for c in cases]
+    case_texts = [render(c) for c in cases]
     every = _render(tuple(x.text for x in lessons), tuple(case_texts))
     if len(lessons) <= cap and count(every) <= budget:
         return Injection(

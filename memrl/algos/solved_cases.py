@@ -1,0 +1,105 @@
+"""Worked cases for Training-Free GRPO (`tfgrpo.experiences: cases | both`).
+
+After each learning step, every training query whose group holds a verified-correct rollout gets (or keeps)
+one case: the question and the shortest correct, untruncated solution the policy wrote for it. Cases live in
+case memory under the run directory (`memory/`, chroma) and are retrieved for a query by similarity, or with
+`cases.mode: q` by similarity plus a utility learned from the rewards of the rollouts each case was shown to
+(`memento_q.QModel`, saved in `cases_q.json`; each rollout's update is keyed, so a resumed step never counts
+twice).
+
+Cases come from the training split only: `record` refuses an item whose id or question belongs to the
+held-out split (`LeakError`), and held-out evaluation only reads.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from memrl.algos.memento_q import QModel, Selection, select_cases
+from memrl.memory import CaseRecord, open_memory
+from memrl.spec import CaseRetrievalSpec
+from memrl.types import Item, Rollout
+
+__all__ = ["SolvedCases", "LeakError", "render_solved"]
+
+
+class LeakError(RuntimeError):
+    """A held-out item was about to enter memory."""
+
+
+def render_solved(case: CaseRecord) -> str:
+    """A case as a worked example: the problem, then the policy's own verified solution."""
+    solution = case.trajectory[0] if case.trajectory else case.outcome
+    return f"Problem: {case.task}\nSolution: {solution}"
+
+
+def _case_id(item: Item) -> str:
+    return f"case-{item.id}"
+
+
+class SolvedCases:
+    """Case memory of one Training-Free GRPO run, with the held-out split it must never learn from."""
+
+    def __init__(
+        self,
+        folder: Path,
+        cfg: CaseRetrievalSpec,
+        *,
+        embedder: str | None,
+        held_out: list[Item],
+        case_chars: int,
+    ) -> None:
+        self.cfg, self.case_chars = cfg, case_chars
+        self.memory = open_memory(folder / "memory", embedder=embedder, namespace="tfgrpo")
+        self.store = self.memory.cases
+        self.q_path = folder / "cases_q.json"
+        self.q = (
+            QModel.load(self.q_path, alpha=cfg.alpha, alpha_shared=cfg.alpha_shared, q_init=cfg.q_init)
+            if cfg.mode == "q"
+            else None
+        )
+        self._held_ids = {it.id for it in held_out}
+        self._held_questions = {" ".join(it.question.split()) for it in held_out}
+
+    def __len__(self) -> int:
+        return self.store.count()
+
+    def select(self, item: Item, salt: str, *, explore: bool) -> Selection:
+        """Cases for `item`. With `explore` (learning, `mode: q`) the spec's exploration applies; held-out
+        evaluation passes False and gets the greedy ranking."""
+        cfg = self.cfg if explore else self.cfg.model_copy(update={"exploration": "none"})
+        return select_cases(self.store, item.question, cfg, self.q, random.Random(salt))
+
+    def record(
+        self, step: int, item: Item, rollouts: list[Rollout], shown: list[Selection]
+    ) -> dict[str, Any]:
+        """Learn from one judged group: update Q from what each rollout was shown, keep the best solution."""
+        if item.id in self._held_ids or " ".join(item.question.split()) in self._held_questions:
+            raise LeakError(f"item {item.id!r} belongs to the held-out split; it must not enter case memory")
+        deltas: list[float] = []
+        if self.q is not None:
+            for r, sel in zip(rollouts, shown, strict=True):
+                deltas += self.q.update(f"{step}:{item.id}:{r.sample}", sel.used(), r.verdict.reward)
+        good = [r for r in rollouts if r.verdict.correct and not r.completion.truncated]
+        written = False
+        if good:
+            best = min(good, key=lambda r: len(r.completion.text))
+            text = best.completion.text.strip()
+            if len(text) > self.case_chars:
+                text = text[: self.case_chars - 1] + "…"
+            old = self.store.get(_case_id(item))
+            if old is None or len(text) < len(old.trajectory[0] if old.trajectory else ""):
+                group_acc = sum(r.verdict.reward for r in rollouts) / len(rollouts)
+                self.store.upsert([CaseRecord(
+                    id=_case_id(item), task=item.question, trajectory=[text], outcome=best.verdict.extracted or "",
+                    reward=1.0, success=True,
+                    metadata={"item_id": item.id, "step": step, "group_accuracy": round(group_acc, 4)},
+                )])  # fmt: skip
+                written = True
+        return {"written": written, "q_deltas": deltas}
+
+    def save(self) -> None:
+        if self.q is not None:
+            self.q.save(self.q_path)
