@@ -127,7 +127,8 @@ async def rollout_group(
             else [chosen] * G
         )
         msgs = [
-            policy_messages(ctx.spec.prompt, item, lr.memory(item, sub, c)) for sub, c in zip(shown, cases)
+            policy_messages(ctx.spec.prompt, item, lr.memory(item, sub, c))
+            for sub, c in zip(shown, cases, strict=True)
         ]
         reqs = [lr.request(m) for m in msgs]
         outs = await asyncio.gather(
@@ -248,8 +249,8 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     counts = apply_edits(edits, library, step=step)
     merged = dedup_merge(library, lr.vectors, lr.dcfg, step=step)
     pruned = prune(library, lr.dcfg, step=step)
-    for r in [*rejected, *bounded]:
-        ctx.run.append_jsonl("events.jsonl", {"step": step, "event": "rejected_op", **r.model_dump()})
+    for rej in [*rejected, *bounded]:
+        ctx.run.append_jsonl("events.jsonl", {"step": step, "event": "rejected_op", **rej.model_dump()})
     if merged or pruned:
         ctx.run.append_jsonl(
             "events.jsonl", {"step": step, "event": "upkeep", "merged": merged, "pruned": pruned}
