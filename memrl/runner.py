@@ -23,7 +23,7 @@ from memrl.runs import RunDir
 from memrl.spec import TaskSpec
 from memrl.tasks.base import Split, Verifier
 
-__all__ = ["RunResult", "RunContext", "Progress", "NoProgress", "run_task", "open_run"]
+__all__ = ["RunResult", "RunContext", "Progress", "NoProgress", "run_task", "open_run", "open_context"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,14 @@ def open_run(
     if resume:
         return RunDir.latest(spec), spec
     return RunDir.create(spec), spec
+
+
+def open_context(spec: TaskSpec, run_dir: str | Path, *, client: RawClient | None = None) -> RunContext:
+    """The context an algorithm would get, for code that drives the pieces itself (benchmarks, notebooks):
+    the run directory (created, or reopened as is), the policy LLM with cache and ledger, the split and the
+    verifier. Close `ctx.llm.cache` when done."""
+    run, spec = open_run(spec, resume=True, run_dir=run_dir)
+    return _build_context(spec, run, client)
 
 
 def _build_context(spec: TaskSpec, run: RunDir, client: RawClient | None = None) -> RunContext:
