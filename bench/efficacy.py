@@ -214,7 +214,10 @@ def run_peer(name: str, spec: TaskSpec, folder: Path, args: argparse.Namespace) 
                 chat=chat, api_base=api_base, model_alias=ALIAS, budget_rollouts=budget,
                 max_tokens=cfg.max_tokens or spec.eval.max_tokens, temperature=cfg.temperature,
                 workdir=ctx.run.path / "peer", seed=spec.run.seed,
-                extra={"group_size": cfg.group_size, "batch_size": cfg.batch_size, "n_ctx": spec.model.n_ctx},
+                # youtu-agent sends its updater calls with no length cap or temperature; on a CPU server an
+                # uncapped ramble takes minutes, so they get a cap and memrl's learner temperature
+                extra={"group_size": cfg.group_size, "batch_size": cfg.batch_size, "n_ctx": spec.model.n_ctx,
+                       "updater_max_tokens": 1024, "updater_temperature": cfg.learner_temperature},
             )  # fmt: skip
             pctx.workdir.mkdir(parents=True, exist_ok=True)
             result = peer.learn(pctx)
