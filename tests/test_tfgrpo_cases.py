@@ -142,3 +142,42 @@ def test_shortest_correct_untruncated_solution_is_kept(tmp_path):
     (case,) = cases.store.all()
     assert case.trajectory == ["so 2002"] and case.metadata["group_accuracy"] == 0.75
     assert not cases.record(2, item, [ro(0, "the long way round: 2002", True)], [sel])["written"]
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: not an Exception, so nothing retries or swallows it."""
+
+
+@pytest.mark.parametrize("mode", ["similarity", "q"])
+def test_a_killed_step_reruns_on_the_memory_it_first_saw(tmp_path, mode):
+    """Cases are written before a step's checkpoint; a kill there must not let the re-run see them."""
+    cases = {"mode": mode, "k": 2} | ({"exploration": "epsilon", "epsilon": 0.5} if mode == "q" else {})
+    spec = spec_for(tmp_path, experiences="both", cases=cases)
+    whole = run_task(spec, run_dir=tmp_path / "whole", client=FunctionClient(recording_model([])))
+
+    seen: list[Request] = []
+    answer = recording_model(seen)
+
+    def killing(req: Request, seed: int | None) -> str:
+        if req.json_schema and not any("Summarise" in m.content for m in req.messages):
+            if sum(bool(r.json_schema) for r in seen) >= 2:  # step 1's cases are written by now
+                raise Killed
+        return answer(req, seed)
+
+    with pytest.raises(Killed):
+        run_task(spec, run_dir=tmp_path / "killed", client=FunctionClient(killing))
+    written = SolvedCases(tmp_path / "killed", CaseRetrievalSpec(mode="similarity"), embedder="hash-64",
+                          held_out=[], case_chars=999)  # fmt: skip
+    assert len(written) > 0, "the kill came before step 1 wrote its cases: the test would prove nothing"
+    again = run_task(
+        spec, run_dir=tmp_path / "killed", resume=True, client=FunctionClient(recording_model([]))
+    )
+    step1 = json.loads((tmp_path / "killed" / "rollouts" / "step-0001.json").read_text())
+    assert all(not r["cases"] for g in step1 for r in g), (
+        "the re-run of step 1 saw cases it wrote before the kill"
+    )
+    a, b = RunDir(whole.run_dir), RunDir(again.run_dir)
+    assert [r["samples"] for r in a.read_jsonl("eval-epoch1.jsonl")] == [
+        r["samples"] for r in b.read_jsonl("eval-epoch1.jsonl")
+    ]
+    assert whole.results["learning"]["cases"] == again.results["learning"]["cases"]

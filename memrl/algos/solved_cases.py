@@ -4,8 +4,11 @@ After each learning step, every training query whose group holds a verified-corr
 one case: the question and the shortest correct, untruncated solution the policy wrote for it. Cases live in
 case memory under the run directory (`memory/`, chroma) and are retrieved for a query by similarity, or with
 `cases.mode: q` by similarity plus a utility learned from the rewards of the rollouts each case was shown to
-(`memento_q.QModel`, saved in `cases_q.json`; each rollout's update is keyed, so a resumed step never counts
-twice).
+(`memento_q.QModel`, saved in `cases_q.json`).
+
+Resume: every finished step leaves a snapshot, `cases/step-NNNN.json` (the case records and Q). A run restarted
+after a kill first puts case memory and Q back to the snapshot of its last finished step, so the step that was
+killed runs again on exactly the memory it first saw (its own cases, written before the kill, are gone).
 
 Cases come from the training split only: `record` refuses an item whose id or question belongs to the
 held-out split (`LeakError`), and held-out evaluation only reads.
@@ -13,12 +16,14 @@ held-out split (`LeakError`), and held-out evaluation only reads.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
 
 from memrl.algos.memento_q import QModel, Selection, select_cases
 from memrl.memory import CaseRecord, open_memory
+from memrl.runs import atomic_write
 from memrl.spec import CaseRetrievalSpec
 from memrl.types import Item, Rollout
 
@@ -103,3 +108,33 @@ class SolvedCases:
     def save(self) -> None:
         if self.q is not None:
             self.q.save(self.q_path)
+
+    def _snapshot_path(self, step: int) -> Path:
+        return self.q_path.parent / "cases" / f"step-{step:04d}.json"
+
+    def checkpoint(self, step: int) -> None:
+        """Snapshot case memory and Q as they are after `step` (call before the step's checkpoint)."""
+        path = self._snapshot_path(step)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"cases": [c.model_dump(mode="json") for c in self.store.all()],
+                "q": self.q.to_json() if self.q is not None else None}  # fmt: skip
+        atomic_write(path, json.dumps(data) + "\n")
+
+    def restore(self, step: int) -> None:
+        """Put case memory and Q back to their state after `step` (0: empty)."""
+        data = {"cases": [], "q": None}
+        if step and self._snapshot_path(step).exists():
+            data = json.loads(self._snapshot_path(step).read_text())
+        stale = [c.id for c in self.store.all()]
+        if stale:
+            self.store.delete(stale)
+        if data["cases"]:
+            self.store.upsert([CaseRecord.model_validate(c) for c in data["cases"]])
+        if self.q is not None:
+            fresh = QModel(self.cfg.alpha, self.cfg.alpha_shared, self.cfg.q_init)
+            if data["q"]:
+                atomic_write(self.q_path, json.dumps(data["q"]))
+                fresh = QModel.load(self.q_path, alpha=self.cfg.alpha, alpha_shared=self.cfg.alpha_shared,
+                                    q_init=self.cfg.q_init)  # fmt: skip
+            self.q = fresh
+            self.save()

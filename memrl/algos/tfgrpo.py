@@ -295,6 +295,8 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
 
         learner = build_llm(cfg.learner, cache=ctx.llm.cache, ledger=ctx.llm.ledger)
     lr = Learning(ctx, library, learner, LessonVectors(make_embedder(spec.diversity.embedder)), state)
+    if lr.cases is not None:  # back to the memory of the last finished step (a killed step wrote cases)
+        lr.cases.restore(state["last_step"])
 
     results: dict[str, Any] = {}
 
@@ -325,6 +327,8 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
             run.append_jsonl("metrics.jsonl", {
                 "epoch": epoch, "step": step, "library_version": version, **m, "usage": ctx.llm.ledger.snapshot(),
             })  # fmt: skip
+            if lr.cases is not None:
+                lr.cases.checkpoint(step)
             state = {"last_step": step, "library_version": version, "epoch": epoch,
                      "temperature": lr.temperature, "explore": lr.explore}  # fmt: skip
             run.write_json("state.json", state)
