@@ -159,9 +159,9 @@ def test_a_killed_step_reruns_on_the_memory_it_first_saw(tmp_path, mode):
     answer = recording_model(seen)
 
     def killing(req: Request, seed: int | None) -> str:
-        if req.json_schema and not any("Summarise" in m.content for m in req.messages):
-            if sum(bool(r.json_schema) for r in seen) >= 2:  # step 1's cases are written by now
-                raise Killed
+        learner = req.json_schema and not any("Summarise" in m.content for m in req.messages)
+        if learner and sum(bool(r.json_schema) for r in seen) >= 2:  # step 1's cases are written by now
+            raise Killed
         return answer(req, seed)
 
     with pytest.raises(Killed):

@@ -122,7 +122,7 @@ class SolvedCases:
 
     def restore(self, step: int) -> None:
         """Put case memory and Q back to their state after `step` (0: empty)."""
-        data = {"cases": [], "q": None}
+        data: dict[str, Any] = {"cases": [], "q": None}
         if step and self._snapshot_path(step).exists():
             data = json.loads(self._snapshot_path(step).read_text())
         stale = [c.id for c in self.store.all()]
