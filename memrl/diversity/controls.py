@@ -20,6 +20,10 @@ from memrl.spec import DiversitySpec
 __all__ = ["is_protected", "bound_edits", "dedup_merge", "prune"]
 
 
+#: Cosine at which two lessons count as the same text (exact copies embed at 1.0).
+SAME_TEXT = 0.98
+
+
 def is_protected(lesson: LessonRecord, cfg: DiversitySpec) -> bool:
     if not cfg.enabled or cfg.protect_advantage is None:
         return False
@@ -74,10 +78,13 @@ def dedup_merge(
     merged: list[tuple[str, str]] = []
     gone: set[int] = set()
     for j in range(len(active)):
-        if j in gone or is_protected(active[j], cfg):
+        if j in gone:
             continue
+        # a protected lesson (learned from a rare success) is kept apart from mere neighbours, but a copy of
+        # an earlier lesson adds nothing: it merges like any other
+        need = max(cfg.dedup_threshold, SAME_TEXT) if is_protected(active[j], cfg) else cfg.dedup_threshold
         for i in range(j):
-            if i not in gone and sim[i, j] >= cfg.dedup_threshold:
+            if i not in gone and sim[i, j] >= need:
                 library.merge(active[j].id, active[i].id, step=step)
                 merged.append((active[j].id, active[i].id))
                 gone.add(j)
