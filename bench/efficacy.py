@@ -272,7 +272,7 @@ def peer_available(name: str) -> str | None:
 def summarise(
     out: Path, task: Path, spec: TaskSpec, done: dict[str, dict[str, Any]], skipped: dict[str, str]
 ) -> dict[str, Any]:
-    test = load_test_items(spec, out)
+    train, test = load_items(spec)
     rows: dict[str, Any] = {}
     base_acc = None
     for name in [c for c in ORDER if c in done]:
@@ -297,20 +297,16 @@ def summarise(
             row["epoch0_matches_none"] = acc0 == base_acc
         rows[name] = row
     return {"task": str(task.relative_to(ROOT) if task.is_relative_to(ROOT) else task), "model": spec.model.name,
-            "held_out": len(test), "train": len(load_train_items(spec, out)),
+            "held_out": len(test), "train": len(train),
             "date": dt.date.today().isoformat(), "conditions": rows, "skipped": skipped}  # fmt: skip
 
 
-def load_test_items(spec: TaskSpec, out: Path) -> list[Item]:
+def load_items(spec: TaskSpec) -> tuple[list[Item], list[Item]]:
+    """(train, held-out) of the task, as every condition sees them."""
     from memrl.tasks.datasets import load_split
 
-    return load_split(spec.data, spec.base_dir).test
-
-
-def load_train_items(spec: TaskSpec, out: Path) -> list[Item]:
-    from memrl.tasks.datasets import load_split
-
-    return load_split(spec.data, spec.base_dir).train
+    split = load_split(spec.data, spec.base_dir)
+    return split.train, split.test
 
 
 def markdown(summary: dict[str, Any], command: str) -> str:

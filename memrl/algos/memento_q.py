@@ -93,9 +93,16 @@ class QModel:
         cls, path: Path, *, alpha: float = 0.3, alpha_shared: float = 0.05, q_init: float = 0.0
     ) -> QModel:
         """The saved model at `path` (step sizes from the spec), or a fresh one."""
+        return cls.from_json(json.loads(path.read_text()) if path.exists() else {}, alpha=alpha,
+                             alpha_shared=alpha_shared, q_init=q_init)  # fmt: skip
+
+    @classmethod
+    def from_json(
+        cls, data: dict[str, Any], *, alpha: float = 0.3, alpha_shared: float = 0.05, q_init: float = 0.0
+    ) -> QModel:
+        """A model from `to_json` output (step sizes from the spec); `{}` gives a fresh one."""
         q = cls(alpha, alpha_shared, q_init)
-        if path.exists():
-            data = json.loads(path.read_text())
+        if data:
             q.theta = np.asarray(data.get("theta", [0.0, 0.0]), dtype=np.float64)
             q.bias = {k: float(v) for k, v in data.get("bias", {}).items()}
             q.uses = {k: int(v) for k, v in data.get("uses", {}).items()}

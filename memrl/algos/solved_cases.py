@@ -131,10 +131,8 @@ class SolvedCases:
         if data["cases"]:
             self.store.upsert([CaseRecord.model_validate(c) for c in data["cases"]])
         if self.q is not None:
-            fresh = QModel(self.cfg.alpha, self.cfg.alpha_shared, self.cfg.q_init)
-            if data["q"]:
-                atomic_write(self.q_path, json.dumps(data["q"]))
-                fresh = QModel.load(self.q_path, alpha=self.cfg.alpha, alpha_shared=self.cfg.alpha_shared,
-                                    q_init=self.cfg.q_init)  # fmt: skip
-            self.q = fresh
+            c = self.cfg
+            self.q = QModel.from_json(
+                data["q"] or {}, alpha=c.alpha, alpha_shared=c.alpha_shared, q_init=c.q_init
+            )
             self.save()
