@@ -48,6 +48,12 @@ async def _one(
     )
 
 
+def _salt(cfg: EvalSpec, label: str, item: Item) -> str:
+    """Sampled evaluations (temperature > 0) draw fresh samples per label (epoch); a greedy answer is a
+    function of the request alone, so an unchanged request is answered once and replayed from the cache."""
+    return f"eval:{item.id}" if cfg.temperature == 0 else f"{label}:{item.id}"
+
+
 async def evaluate_items(
     llm: LLM,
     verifier: Verifier,
@@ -83,7 +89,7 @@ async def evaluate_items(
     async def task(it: Item) -> None:
         async with gate:
             mem = memory_for(it) if memory_for else memory
-            r = await _one(llm, verifier, prompt, cfg, it, mem, salt=f"{label}:{it.id}")
+            r = await _one(llm, verifier, prompt, cfg, it, mem, salt=_salt(cfg, label, it))
         run.append_jsonl(fname, r.model_dump_json())
         done[it.id] = r
         if progress:

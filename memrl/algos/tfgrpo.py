@@ -131,10 +131,13 @@ async def rollout_group(
             for sub, c in zip(shown, cases, strict=True)
         ]
         reqs = [lr.request(m) for m in msgs]
-        outs = await asyncio.gather(
-            *(ctx.llm.complete(r, phase="rollout", salt=f"{salt}:{i}") for i, r in enumerate(reqs))
-        )
-        samples = [o[0] for o in outs]
+        if all(r == reqs[0] for r in reqs):  # nothing to contrast yet (empty memory): one group request,
+            samples = await ctx.llm.complete(reqs[0], n=G, phase="rollout", salt=salt)  # shared via cache
+        else:
+            outs = await asyncio.gather(
+                *(ctx.llm.complete(r, phase="rollout", salt=f"{salt}:{i}") for i, r in enumerate(reqs))
+            )
+            samples = [o[0] for o in outs]
     else:
         shown = [chosen] * G
         msgs = [policy_messages(ctx.spec.prompt, item, lr.memory(item, chosen, cases[0]))] * G

@@ -38,7 +38,7 @@ class LLM(Protocol):
     """An async chat model.
 
     `phase` labels the spend for accounting (rollout, judge, learner, eval); `salt` separates otherwise
-    equal requests in the response cache (two evaluations of the same prompt at different epochs).
+    equal requests in the response cache (two sampled evaluations of the same prompt at different epochs).
     """
 
     name: str
