@@ -42,7 +42,10 @@ def main() -> None:
         metrics = list(RunDir(run_dir).read_jsonl("metrics.jsonl"))
         learn = res.results.get("learning", {})
         rows.append((name, metrics, learn))
-    lines = ["| condition | step | lessons | Vendi/n | mixed share | answer entropy | alarm |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| condition | step | lessons | Vendi/n | mixed share | answer entropy | alarm |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, metrics, _ in rows:
         for m in metrics:
             lines.append(
@@ -51,12 +54,16 @@ def main() -> None:
             )
     lines += ["", "| condition | held-out Mean@k before | after | lessons |", "|---|---|---|---|"]
     for name, _, learn in rows:
-        lines.append(f"| {name} | {learn.get('mean_at_k_before', 0):.3f} | {learn.get('mean_at_k_after', 0):.3f} | {learn.get('lessons', 0)} |")
+        lines.append(
+            f"| {name} | {learn.get('mean_at_k_before', 0):.3f} | {learn.get('mean_at_k_after', 0):.3f} | {learn.get('lessons', 0)} |"
+        )
     text = "\n".join(lines)
     print(text)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation-diversity.md").write_text(text + "\n")
-    (out / "ablation-diversity.json").write_text(json.dumps([{"condition": n, "learning": l} for n, _, l in rows], indent=1))
+    (out / "ablation-diversity.json").write_text(
+        json.dumps([{"condition": n, "learning": learn} for n, _, learn in rows], indent=1)
+    )
 
 
 if __name__ == "__main__":

@@ -29,15 +29,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import math
 import os
 import sys
-import threading
 import time
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from bench.peers.base import PeerContext, PeerResult  # noqa: E402
 from memrl.algos.evaluate import evaluate_items  # noqa: E402
 from memrl.llm.base import Request  # noqa: E402
+from memrl.loop_thread import LoopThread  # noqa: E402
 from memrl.metrics import mean_ci  # noqa: E402
 from memrl.runner import RunContext, open_context, run_task  # noqa: E402
 from memrl.runs import RunDir, atomic_write  # noqa: E402
@@ -114,34 +112,6 @@ def learning_usage(run: RunDir, skip: tuple[str, ...] = ("eval",)) -> dict[str, 
 
 
 # ------------------------------------------------------------------------------------------------ conditions
-
-
-class LoopThread:
-    """An event loop on its own thread, so synchronous peer code can call the run's async model client."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def close(self) -> None:
-        """Cancel what is still pending there (litellm leaves a logging worker behind), then stop."""
-
-        async def cancel_rest() -> None:
-            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in rest:
-                t.cancel()
-            await asyncio.gather(*rest, return_exceptions=True)
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(cancel_rest(), self.loop).result(timeout=5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        if not self.thread.is_alive():
-            self.loop.close()
 
 
 def condition_spec(base: TaskSpec, task: Path, name: str, out: Path, extra: list[str]) -> TaskSpec:

@@ -159,7 +159,9 @@ def resume_cmd(
 def entropy_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A tfgrpo run directory.")],
     model: Annotated[str, typer.Option(help="Scoring model: 'local' or 'local:/path/model.gguf'.")] = "local",
-    aggregation: Annotated[str, typer.Option(help="seq-mean-token-mean or token-mean")] = "seq-mean-token-mean",
+    aggregation: Annotated[
+        str, typer.Option(help="seq-mean-token-mean or token-mean")
+    ] = "seq-mean-token-mean",
 ) -> None:
     """Token and semantic entropy per step under a local model, and the fitted entropy → reward law."""
     from memrl.entropy.posthoc import run_entropy
@@ -179,7 +181,9 @@ def entropy_cmd(
         t.add_row(str(st.step), f"{st.reward:.3f}", f"{st.token_entropy:.3f}", f"{st.semantic_entropy:.3f}")
     out.print(t)
     if rep.a is not None:
-        out.print(f"R = −{rep.a:.4f}·e^H + {rep.b:.4f}  (R² {rep.r2:.2f}); predicted ceiling at H = 0: {rep.ceiling:.3f}")
+        out.print(
+            f"R = −{rep.a:.4f}·e^H + {rep.b:.4f}  (R² {rep.r2:.2f}); predicted ceiling at H = 0: {rep.ceiling:.3f}"
+        )
     else:
         out.print(rep.note)
     if rep.plot:

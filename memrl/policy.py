@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +37,7 @@ from memrl.algos.curate import apply_edits, reconcile
 from memrl.errors import ConfigError
 from memrl.library import Library
 from memrl.llm.base import LLM
+from memrl.loop_thread import LoopThread
 from memrl.memory.base import ExperienceStore
 from memrl.memory.records import LessonRecord
 from memrl.memory.store import Memory
@@ -59,27 +60,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class _Loop:
-    """The policy's own event loop on a daemon thread: learning runs here whoever calls it."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        with self._lock:
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
-                threading.Thread(target=self._loop.run_forever, name="memrl-policy", daemon=True).start()
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
-
-    def close(self) -> None:
-        with self._lock:
-            loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.call_soon_threadsafe(loop.stop)
 
 
 def _key(query: str) -> str:
@@ -151,7 +131,7 @@ class MemoryPolicy:
         self._waiting: list[Outcome] = []  # seen, but their query group is still too small
         self._unwritten: list[Outcome] = []  # case writes that failed, retried on the next learn()
         self._shown: OrderedDict[str, Injection] = OrderedDict()
-        self._loop = _Loop()
+        self._loop = LoopThread("memrl-policy")
         self._learn_lock: asyncio.Lock | None = None
         self._auto: Future[LearnResult] | None = None
         self._read_at = 0.0

@@ -16,7 +16,18 @@ from conftest import needs_local
 pytestmark = needs_local
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["-c", "algorithm=evaluate", "-c", "data.size=24", "-c", "data.test_size=12", "-c", "eval.k=2", "-c", "eval.max_tokens=24"]
+SMALL = [
+    "-c",
+    "algorithm=evaluate",
+    "-c",
+    "data.size=24",
+    "-c",
+    "data.test_size=12",
+    "-c",
+    "eval.k=2",
+    "-c",
+    "eval.max_tokens=24",
+]
 
 
 def memrl(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess:
@@ -106,7 +117,7 @@ def test_sigkill_then_resume_keeps_finished_items_and_repeats_no_call(tmp_path):
 
     def texts_and_verdicts(run_items: dict[str, dict]) -> dict[str, list]:
         return {
-            k: [(s["text"], d["correct"]) for s, d in zip(v["samples"], v["verdicts"])]
+            k: [(s["text"], d["correct"]) for s, d in zip(v["samples"], v["verdicts"], strict=True)]
             for k, v in run_items.items()
         }
 
