@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from memrl.algos.solved_cases import LeakError, SolvedCases
+from memrl.algos.solved_cases import LeakError, SolvedCases, clip_middle
 from memrl.llm.base import Request
 from memrl.runner import run_task
 from memrl.runs import RunDir
@@ -181,3 +181,12 @@ def test_a_killed_step_reruns_on_the_memory_it_first_saw(tmp_path, mode):
         r["samples"] for r in b.read_jsonl("eval-epoch1.jsonl")
     ]
     assert whole.results["learning"]["cases"] == again.results["learning"]["cases"]
+
+
+def test_a_long_solution_loses_its_middle_not_its_answer():
+    solution = "Step 1: set up.\n" + "x = 1 + 1\n" * 200 + "The answer is \\boxed{42}."
+    cut = clip_middle(solution, 300)
+    assert len(cut) == 300
+    assert cut.startswith("Step 1: set up.") and cut.endswith("\\boxed{42}.")
+    assert "…" in cut
+    assert clip_middle("short", 300) == "short"

@@ -27,7 +27,7 @@ from memrl.runs import atomic_write
 from memrl.spec import CaseRetrievalSpec
 from memrl.types import Item, Rollout
 
-__all__ = ["SolvedCases", "LeakError", "render_solved"]
+__all__ = ["SolvedCases", "LeakError", "clip_middle", "render_solved"]
 
 
 class LeakError(RuntimeError):
@@ -38,6 +38,15 @@ def render_solved(case: CaseRecord) -> str:
     """A case as a worked example: the problem, then the policy's own verified solution."""
     solution = case.trajectory[0] if case.trajectory else case.outcome
     return f"Problem: {case.task}\nSolution: {solution}"
+
+
+def clip_middle(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters in the middle: a worked solution keeps its set-up and its final answer
+    (cutting the end would drop the `\\boxed{}` line the example is there to show)."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) // 2
+    return f"{text[:head]}\n…\n{text[-(limit - 3 - head):]}"
 
 
 def _case_id(item: Item) -> str:
@@ -92,8 +101,7 @@ class SolvedCases:
         if good:
             best = min(good, key=lambda r: len(r.completion.text))
             text = best.completion.text.strip()
-            if len(text) > self.case_chars:
-                text = text[: self.case_chars - 1] + "…"
+            text = clip_middle(text, self.case_chars)
             old = self.store.get(_case_id(item))
             if old is None or len(text) < len(old.trajectory[0] if old.trajectory else ""):
                 group_acc = sum(r.verdict.reward for r in rollouts) / len(rollouts)
