@@ -210,7 +210,9 @@ class TFGRPOSpec(_Strict):
         "lessons alone, 1200 tokens once cases are on.",
     )  # fmt: skip
     case_chars: int = Field(
-        default=1200, ge=80, description="A longer worked solution loses its middle (set-up and final answer stay)."
+        default=2000, ge=80,
+        description="Longest solution kept as a worked case; a longer one is not stored (never clipped: small "
+        "models copy a clipped example, cut and all).",
     )
     lesson_pattern: str | None = Field(
         default=r"^When [a-zA-Z][a-zA-Z ,'()/-]{3,100}, [a-zA-Z][a-zA-Z ,'()/-]{8,200}$",

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from memrl.algos.solved_cases import LeakError, SolvedCases, clip_middle
+from memrl.algos.memento_q import Selection
+from memrl.algos.solved_cases import LeakError, SolvedCases
 from memrl.llm.base import Request
 from memrl.runner import run_task
 from memrl.runs import RunDir
@@ -144,6 +145,17 @@ def test_shortest_correct_untruncated_solution_is_kept(tmp_path):
     assert not cases.record(2, item, [ro(0, "the long way round: 2002", True)], [sel])["written"]
 
 
+def test_a_solution_over_case_chars_is_not_stored_nor_clipped(tmp_path):
+    item = Item(id="b", question="What is 3 + 3000?", answer="3003")
+    cases = SolvedCases(
+        tmp_path, CaseRetrievalSpec(mode="similarity"), embedder="hash-64", held_out=[], case_chars=100
+    )
+    long = Rollout(item_id="b", sample=0, messages=[], completion=Completion(text="3 + 3000 " * 20 + "= 3003"),
+                   verdict=Verdict(reward=1.0, correct=True, extracted="3003"))  # fmt: skip
+    assert not cases.record(1, item, [long], [Selection()])["written"]
+    assert len(cases) == 0
+
+
 class Killed(BaseException):
     """Stands in for SIGKILL: not an Exception, so nothing retries or swallows it."""
 
@@ -181,12 +193,3 @@ def test_a_killed_step_reruns_on_the_memory_it_first_saw(tmp_path, mode):
         r["samples"] for r in b.read_jsonl("eval-epoch1.jsonl")
     ]
     assert whole.results["learning"]["cases"] == again.results["learning"]["cases"]
-
-
-def test_a_long_solution_loses_its_middle_not_its_answer():
-    solution = "Step 1: set up.\n" + "x = 1 + 1\n" * 200 + "The answer is \\boxed{42}."
-    cut = clip_middle(solution, 300)
-    assert len(cut) == 300
-    assert cut.startswith("Step 1: set up.") and cut.endswith("\\boxed{42}.")
-    assert "…" in cut
-    assert clip_middle("short", 300) == "short"

@@ -27,7 +27,7 @@ from memrl.runs import atomic_write
 from memrl.spec import CaseRetrievalSpec
 from memrl.types import Item, Rollout
 
-__all__ = ["SolvedCases", "LeakError", "clip_middle", "render_solved"]
+__all__ = ["SolvedCases", "LeakError", "render_solved"]
 
 
 class LeakError(RuntimeError):
@@ -38,15 +38,6 @@ def render_solved(case: CaseRecord) -> str:
     """A case as a worked example: the problem, then the policy's own verified solution."""
     solution = case.trajectory[0] if case.trajectory else case.outcome
     return f"Problem: {case.task}\nSolution: {solution}"
-
-
-def clip_middle(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters in the middle: a worked solution keeps its set-up and its final answer
-    (cutting the end would drop the `\\boxed{}` line the example is there to show)."""
-    if len(text) <= limit:
-        return text
-    head = (limit - 3) // 2
-    return f"{text[:head]}\n…\n{text[-(limit - 3 - head):]}"
 
 
 def _case_id(item: Item) -> str:
@@ -96,12 +87,13 @@ class SolvedCases:
         if self.q is not None:
             for r, sel in zip(rollouts, shown, strict=True):
                 deltas += self.q.update(f"{step}:{item.id}:{r.sample}", sel.used(), r.verdict.reward)
-        good = [r for r in rollouts if r.verdict.correct and not r.completion.truncated]
+        # a clipped example is worse than none: the 1.5B model copied a "…" cut into its own answer
+        good = [r for r in rollouts if r.verdict.correct and not r.completion.truncated
+                and len(r.completion.text.strip()) <= self.case_chars]  # fmt: skip
         written = False
         if good:
             best = min(good, key=lambda r: len(r.completion.text))
             text = best.completion.text.strip()
-            text = clip_middle(text, self.case_chars)
             old = self.store.get(_case_id(item))
             if old is None or len(text) < len(old.trajectory[0] if old.trajectory else ""):
                 group_acc = sum(r.verdict.reward for r in rollouts) / len(rollouts)
