@@ -120,29 +120,27 @@ async def rollout_group(
         cases = [lr.cases.select(item, f"{salt}:{i}", explore=True) for i in range(G)]
     else:
         cases = [lr.cases.select(item, salt, explore=True)] * G
-    if (lr.explore and len(chosen) > 1) or per_rollout_cases:
-        shown = (
-            [explore_subset(chosen, i, salt, lr.dcfg.subset_fraction) for i in range(G)]
-            if lr.explore and len(chosen) > 1
-            else [chosen] * G
-        )
+    explore_lessons = lr.explore and len(chosen) > 1
+    shown = (
+        [explore_subset(chosen, i, salt, lr.dcfg.subset_fraction) for i in range(G)]
+        if explore_lessons
+        else [chosen] * G
+    )
+    if explore_lessons or per_rollout_cases:
         msgs = [
             policy_messages(ctx.spec.prompt, item, lr.memory(item, sub, c))
             for sub, c in zip(shown, cases, strict=True)
         ]
-        reqs = [lr.request(m) for m in msgs]
-        if all(r == reqs[0] for r in reqs):  # nothing to contrast yet (empty memory): one group request,
-            samples = await ctx.llm.complete(reqs[0], n=G, phase="rollout", salt=salt)  # shared via cache
-        else:
-            outs = await asyncio.gather(
-                *(ctx.llm.complete(r, phase="rollout", salt=f"{salt}:{i}") for i, r in enumerate(reqs))
-            )
-            samples = [o[0] for o in outs]
     else:
-        shown = [chosen] * G
         msgs = [policy_messages(ctx.spec.prompt, item, lr.memory(item, chosen, cases[0]))] * G
-        req = lr.request(msgs[0])
-        samples = await ctx.llm.complete(req, n=cfg.group_size, phase="rollout", salt=salt)
+    reqs = [lr.request(m) for m in msgs]
+    if all(r == reqs[0] for r in reqs):  # one group request: identical groups share it through the cache
+        samples = await ctx.llm.complete(reqs[0], n=G, phase="rollout", salt=salt)
+    else:
+        outs = await asyncio.gather(
+            *(ctx.llm.complete(r, phase="rollout", salt=f"{salt}:{i}") for i, r in enumerate(reqs))
+        )
+        samples = [o[0] for o in outs]
     verdicts = await asyncio.gather(*(ctx.verifier.verify(item, c.text) for c in samples))
     rollouts = [
         Rollout(item_id=item.id, sample=i, messages=m, completion=c, verdict=v)
