@@ -26,6 +26,10 @@ BAD = {
     "out-of-range": ("data: {source: items.jsonl}\neval: {temperature: 5}\n", "eval.temperature"),
     "missing-data": ("name: t\n", "missing required key 'data'"),
     "unknown-model": ("model: gpt4\ndata: {source: items.jsonl}\n", "unknown model 'gpt4'"),
+    "space-in-model": (
+        "model: openai/gpt 4o mini\ndata: {source: items.jsonl}\n",
+        "model.name: a model name has no spaces",
+    ),
     "unknown-provider": ("model: opneai/gpt-4o\ndata: {source: items.jsonl}\n", "did you mean 'openai"),
     "bad-verifier-ref": (
         "data: {source: items.jsonl}\nverifier: {kind: python, function: nocolon}\n",

@@ -63,6 +63,10 @@ def check_model_name(name: str) -> str:
         if name.startswith("local:") and not name[6:].strip():
             raise ValueError("write 'local:/path/to/model.gguf' or just 'local'")
         return name
+    if any(c.isspace() for c in name):
+        raise ValueError(
+            "a model name has no spaces: write it as the provider spells it, e.g. 'openai/gpt-4o-mini'"
+        )
     if "/" in name:
         provider = name.split("/", 1)[0]
         if provider not in KNOWN_PROVIDERS:
