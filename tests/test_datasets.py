@@ -142,6 +142,28 @@ def test_undecodable_bytes_name_the_line(tmp_path: Path) -> None:
         load(tmp_path, "d.csv")
 
 
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [
+        (
+            "latin-1",
+            r"line 1: bytes that are not UTF-8 text \(invalid continuation byte: 0xe9 at byte offset 17\)",
+        ),
+        ("utf-16", r"the file is UTF-16 text"),
+    ],
+)
+def test_a_file_not_in_utf8_says_so_not_that_columns_are_missing(
+    tmp_path: Path, encoding: str, expected: str
+) -> None:
+    rows = [{"question": f"caf\u00e9 {i}?", "answer": str(i)} for i in range(30)]
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    (tmp_path / "d.jsonl").write_bytes(text.encode(encoding))
+    with pytest.raises(DataError, match=expected) as e:
+        load(tmp_path, "d.jsonl")
+    assert "save" in str(e.value) and "UTF-8" in str(e.value) and "iconv" in str(e.value)
+    assert "question column" not in str(e.value)
+
+
 def test_one_bad_row_among_many_is_skipped_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -47,23 +47,51 @@ class _Row(BaseModel):
     problem: str | None = None  # why the row could not be read at all
 
 
+#: Byte-order marks of encodings that are not UTF-8 (UTF-32's first: it starts like UTF-16's).
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def _not_utf8(e: UnicodeDecodeError, offset: int, path: Path) -> str:
+    """Why a row's bytes could not be decoded, where, and how to fix the file."""
+    bad = e.object[e.start : e.start + 1].hex()
+    return (
+        f"bytes that are not UTF-8 text ({e.reason}: 0x{bad} at byte offset {offset}); memrl reads UTF-8 "
+        f"only: save the file as UTF-8, e.g. iconv -f cp1252 -t utf-8 {path.name} > utf8-{path.name}"
+    )
+
+
 def _decode_error(path: Path, raw: bytes, e: UnicodeDecodeError) -> DataError:
     line = raw[: e.start].count(b"\n") + 1
-    return DataError(
-        f"{path}: line {line}: bytes that are not UTF-8 text ({e.reason}); save the file as UTF-8"
-    )
+    return DataError(f"{path}: line {line}: {_not_utf8(e, e.start, path)}")
+
+
+def _check_bom(path: Path, raw: bytes) -> None:
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            raise DataError(
+                f"{path}: the file is {encoding} text (it starts with a {encoding} byte-order mark); memrl "
+                f"reads UTF-8 only: save it as UTF-8, e.g. iconv -f {encoding} -t utf-8 {path.name} > "
+                f"utf8-{path.name}"
+            )
 
 
 def _jsonl_rows(path: Path, raw: bytes) -> list[_Row]:
     rows: list[_Row] = []
+    start = 0  # byte offset of the line in the file
     for n, chunk in enumerate(raw.split(b"\n"), start=1):
+        start, offset = start + len(chunk) + 1, start
         if not chunk.strip():
             continue
         where, index = f"line {n}", len(rows)
         try:
             text = chunk.decode("utf-8-sig" if n == 1 else "utf-8")
         except UnicodeDecodeError as e:
-            rows.append(_Row(where=where, index=index, problem=f"bytes that are not UTF-8 text ({e.reason})"))
+            rows.append(_Row(where=where, index=index, problem=_not_utf8(e, offset + e.start, path)))
             continue
         try:
             value = json.loads(text)
@@ -203,9 +231,14 @@ def read_file_items(path: Path, fields: dict[str, str] | None = None) -> list[It
         raw = path.read_bytes()
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e.strerror})") from None
+    _check_bom(path, raw)
     rows = _READERS[suffix](path, raw)
     if not rows:
         raise DataError(f"{path}: the file holds no rows")
+    if all(r.data is None for r in rows):  # say why, not that the unread rows have no question column
+        raise DataError(
+            f"{path}: none of its {len(rows)} row(s) could be read; {rows[0].where}: {rows[0].problem}"
+        )
     columns = {k for r in rows if r.data for k in r.data}
     cols = _resolve_columns(path, fields or {}, columns)
 
