@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -88,7 +89,7 @@ def run(
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Run a task file: evaluate, or learn memory (tfgrpo, memento) and evaluate it."""
-    from memrl.runner import RunContext, run_task
+    from memrl.runner import run_task
     from memrl.spec import load_spec
 
     logging.basicConfig(
@@ -99,6 +100,12 @@ def run(
     except MemrlError as e:
         _fail(str(e))
         return
+    _run_and_show(spec, lambda setup: run_task(spec, resume=resume, run_dir=run_dir, setup=setup))
+
+
+def _run_and_show(spec: Any, start: Callable[[Callable[[Any], None]], Any]) -> None:
+    """Call `start(setup)` (run_task or resume_task) under progress bars, then print what it returns."""
+    from memrl.runner import RunContext
 
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -112,7 +119,7 @@ def run(
     console.print(f"[dim]{spec.name}: {spec.algorithm} with {spec.model.name} (starting…)[/]")
     try:
         with progress:
-            res = run_task(spec, resume=resume, run_dir=run_dir, setup=setup)
+            res = start(setup)
     except MemrlError as e:
         _fail(str(e))
         return
@@ -143,16 +150,18 @@ def resume_cmd(
     ] = None,
 ) -> None:
     """Continue an interrupted run from its directory."""
+    from memrl.runner import resume_task
     from memrl.runs import RunDir
 
     if not (run_dir / "spec.yaml").exists():
         _fail(f"{run_dir} is not a memrl run directory (no spec.yaml)")
-    spec_path = run_dir / "spec.yaml"
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        RunDir(run_dir).load_spec(config or [])
+        spec = RunDir(run_dir).load_spec(config or [])
     except MemrlError as e:
         _fail(str(e))
-    run(spec_path, config=config, resume=True, run_dir=run_dir, verbose=False)
+        return
+    _run_and_show(spec, lambda setup: resume_task(run_dir, config, setup=setup))
 
 
 @app.command("entropy")

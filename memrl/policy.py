@@ -433,15 +433,33 @@ def _as_group(group: list[Outcome]) -> tuple[Item, list[Rollout]]:
 
 
 def _run_options(path: Path) -> dict[str, Any]:
-    """The run's memory placement and tfgrpo settings, so deployment places memory as learning did."""
-    from memrl.runs import RunDir
+    """The run's memory placement and tfgrpo settings, so deployment places memory as learning did. When the
+    whole spec does not validate (an older memrl wrote `<redacted>` over every `*_tokens` setting), the two
+    sections are read on their own, without the hidden values."""
+    import yaml
+
+    from memrl.runs import REDACTED, RunDir
+    from memrl.spec import PromptSpec
 
     try:
         spec = RunDir(path).load_spec()
+        return {"placement": spec.prompt.memory_placement} | ({"tfgrpo": spec.tfgrpo} if spec.tfgrpo else {})
     except (ConfigError, OSError, ValueError) as e:
+        whole = e
+    try:
+        raw = yaml.safe_load((path / "spec.yaml").read_text(encoding="utf-8"))
+        sections = {k: raw.get(k) or {} for k in ("prompt", "tfgrpo")} if isinstance(raw, dict) else {}
+        kept = {k: {f: v for f, v in sec.items() if v != REDACTED} for k, sec in sections.items()}
+        options: dict[str, Any] = {"placement": PromptSpec.model_validate(kept["prompt"]).memory_placement}
+        if kept["tfgrpo"] or raw.get("algorithm") == "tfgrpo":
+            options["tfgrpo"] = TFGRPOSpec.model_validate(kept["tfgrpo"])
+    except (OSError, ValueError, KeyError, AttributeError, yaml.YAMLError) as e:
         log.warning("could not read %s/spec.yaml (%s); using default placement and settings", path, e)
         return {}
-    return {"placement": spec.prompt.memory_placement} | ({"tfgrpo": spec.tfgrpo} if spec.tfgrpo else {})
+    log.warning(
+        "%s/spec.yaml does not validate (%s); its placement and tfgrpo settings were read alone", path, whole
+    )
+    return options
 
 
 def _log_failure(fut: Future[Any]) -> None:

@@ -23,7 +23,16 @@ from memrl.runs import RunDir
 from memrl.spec import TaskSpec
 from memrl.tasks.base import Split, Verifier
 
-__all__ = ["RunResult", "RunContext", "Progress", "NoProgress", "run_task", "open_run", "open_context"]
+__all__ = [
+    "RunResult",
+    "RunContext",
+    "Progress",
+    "NoProgress",
+    "run_task",
+    "resume_task",
+    "open_run",
+    "open_context",
+]
 
 log = logging.getLogger(__name__)
 
@@ -186,3 +195,15 @@ def run_task(
     )
     run.write_json("results.json", out.model_dump())
     return out
+
+
+def resume_task(
+    run_dir: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    setup: Callable[[RunContext], None] | None = None,
+    client: RawClient | None = None,
+) -> RunResult:
+    """Continue an interrupted run from its directory, with the spec it saved (`memrl resume RUN`)."""
+    spec = RunDir(run_dir).load_spec(overrides)
+    return run_task(spec, resume=True, run_dir=run_dir, setup=setup, client=client)

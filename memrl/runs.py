@@ -23,7 +23,15 @@ from memrl.spec import TaskSpec, spec_from_mapping
 
 __all__ = ["RunDir", "atomic_write", "redact"]
 
-_SECRET = re.compile(r"(api[_-]?key|secret|token|password|authorization)", re.I)
+#: Values shaped like a provider's API key: OpenAI sk-/sk-proj-, Anthropic sk-ant-, Google AIza, Groq gsk_,
+#: Hugging Face hf_, xAI xai-, GitHub ghp_/github_pat_.
+_KEY_SHAPED = re.compile(
+    r"(?<![A-Za-z0-9_-])(sk-[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,}|gsk_[A-Za-z0-9]{20,}"
+    r"|hf_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,}|ghp_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"
+)
+#: Environment variables whose value is a key whether or not the spec names them (litellm reads these).
+_KEY_ENV_NAME = re.compile(r"(API_?KEY|ACCESS_KEY|_TOKEN|SECRET|PASSWORD)$", re.I)
+REDACTED = "<redacted>"
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -40,15 +48,36 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
-def redact(value: Any) -> Any:
-    """Drop values under secret-looking keys (api_key_env names a variable and is kept)."""
+def _secret_values(data: Any) -> set[str]:
+    """The secrets a run might hold: the values of the environment variables the spec names (every
+    `*_env` key, e.g. `model.api_key_env`) and of those named like a key (`OPENAI_API_KEY`, `HF_TOKEN`)."""
+    names = {v for k, v in _walk(data) if k.endswith("_env") and isinstance(v, str)}
+    names |= {n for n in os.environ if _KEY_ENV_NAME.search(n)}
+    return {os.environ[n] for n in names if len(os.environ.get(n, "")) >= 8}
+
+
+def _walk(value: Any, key: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict):
-        return {
-            k: ("<redacted>" if _SECRET.search(str(k)) and not str(k).endswith("_env") else redact(v))
-            for k, v in value.items()
-        }
+        for k, v in value.items():
+            yield from _walk(v, str(k))
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk(v, key)
+    else:
+        yield key, value
+
+
+def redact(value: Any, secrets: set[str] | None = None) -> Any:
+    """Replace every string that holds a secret by `<redacted>`: a value of `secrets` (by default those of
+    `_secret_values(value)`) or anything shaped like a provider key. Secrets are found by value, never by
+    key name, so settings such as `eval.max_tokens` are kept."""
+    secrets = _secret_values(value) if secrets is None else secrets
+    if isinstance(value, dict):
+        return {k: redact(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v) for v in value]
+        return [redact(v, secrets) for v in value]
+    if isinstance(value, str) and (_KEY_SHAPED.search(value) or any(s in value for s in secrets)):
+        return REDACTED
     return value
 
 
@@ -97,11 +126,20 @@ class RunDir:
     def load_spec(self, overrides: list[str] | None = None) -> TaskSpec:
         from memrl.spec import apply_overrides
 
-        raw = yaml.safe_load((self.path / "spec.yaml").read_text())
+        path = self.path / "spec.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{self.path} is not a memrl run directory (no spec.yaml)")
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         base = Path(raw.pop("_base_dir", "."))
-        return spec_from_mapping(
-            apply_overrides(raw, overrides or []), source=str(self.path / "spec.yaml"), base_dir=base
-        )
+        try:
+            return spec_from_mapping(apply_overrides(raw, overrides or []), source=str(path), base_dir=base)
+        except ConfigError as e:
+            if repr(REDACTED) not in str(e):
+                raise
+            raise ConfigError(
+                f"{e}\n{path}: an older memrl saved {REDACTED} in place of every setting named like a "
+                "token or key; give each again with -c key.path=value (e.g. -c eval.max_tokens=256)"
+            ) from None
 
     # --------------------------------------------------------------------------- files
     def remove_stale_temp(self) -> int:
