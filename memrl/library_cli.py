@@ -46,11 +46,14 @@ def show(
     t = Table(
         title=f"library version {lib.version}: {len(lib)} active lessons (versions saved: {len(lib.versions)})"
     )
-    for col in ("id", "rev", "step", "+", "−", "sources", "lesson"):
+    # + / −: rollouts shown the lesson judged right / wrong; won / lost: groups where the rollouts shown it
+    # did better / worse than those of the same group not shown it (the evidence pruning uses)
+    for col in ("id", "rev", "step", "+", "−", "won", "lost", "sources", "lesson"):
         t.add_column(col, overflow="fold")
     for x in lib.active():
-        t.add_row(x.id, str(x.version), str(x.created_step), str(x.helpful), str(x.harmful),
-                  str(len(x.source_rollouts)), x.text)  # fmt: skip
+        protected = " (rare success)" if x.metadata.get("rare_success") else ""
+        t.add_row(x.id, str(x.version), str(x.created_step), str(x.helpful), str(x.harmful), str(x.wins),
+                  str(x.losses), str(len(x.source_rollouts)), x.text + protected)  # fmt: skip
     out.print(t)
 
 

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-__all__ = ["pass_at_k", "mean_ci", "Score", "score_items"]
+__all__ = ["pass_at_k", "mean_ci", "Score", "score_items", "has_advantage"]
+
+
+def has_advantage(rewards: Sequence[float]) -> bool:
+    """Does a group of rollouts of one query carry a learning signal? Only when its rewards differ: an
+    all-equal group (all right, all wrong, all 0.5) has no better and worse attempt to compare. The one rule
+    for `memrl run`, `MemoryPolicy.learn()` and the mixed-group share in the metrics."""
+    return len(rewards) >= 2 and max(rewards) - min(rewards) > 1e-9
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -10,9 +10,11 @@ run placed it (system prompt by default), within `token_budget` tokens. Tokens a
 `approx_tokens` (no tokenizer is loaded): pass `count_tokens=` for an exact count with your model's tokenizer.
 
 `learn()` groups recorded outcomes by query; a group of at least `min_group` outcomes whose rewards differ
-goes through the same learner calls (`learn_from_group`) and the same reconcile/apply step as
-`memrl run` with `algorithm: tfgrpo`, and the library gets a new version. All-equal groups carry no
-advantage and are dropped, as in the paper. Every outcome is also handed to the case retriever (case
+(`memrl.library.has_advantage`, the rule `memrl run` uses) goes through the same learner calls
+(`learn_from_group`) and the same curation path (`memrl.library.curate`: reconcile, the learner's judgement of
+near-equal lessons, edit bounds, size cap, dedup, pruning by paired evidence) as `memrl run` with
+`algorithm: tfgrpo`, with the `diversity` settings given, and the library gets a new version. All-equal
+groups carry no advantage and are dropped, as in the paper. Every outcome is also handed to the case retriever (case
 writes, and Q updates for a parametric one). Learning runs on the policy's own event loop thread, so the
 sync `learn()` works inside or outside a running loop and the learner model always sees one loop.
 """
@@ -32,17 +34,17 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from memrl.algos.advantage import Proposal, learn_from_group
-from memrl.algos.curate import apply_edits, reconcile
+from memrl.algos.advantage import learn_from_group
+from memrl.diversity.injection import LessonVectors
 from memrl.errors import ConfigError
-from memrl.library import Library
+from memrl.library import Library, Proposal, curate, has_advantage
 from memrl.llm.base import LLM
 from memrl.loop_thread import LoopThread
-from memrl.memory.base import ExperienceStore
+from memrl.memory.base import Embedder, ExperienceStore
 from memrl.memory.records import LessonRecord
 from memrl.memory.store import Memory
 from memrl.policy_cases import CaseRetriever, LearnResult, Outcome, SimilarityCases
-from memrl.spec import ModelSpec, TFGRPOSpec
+from memrl.spec import DiversitySpec, ModelSpec, TFGRPOSpec
 from memrl.types import Completion, Item, Message, Rollout, Verdict
 from memrl.wrap.messages import Placement, inject, query_text, trajectory_lines
 from memrl.wrap.packing import Injection, approx_tokens, pack, render_case
@@ -81,7 +83,8 @@ class MemoryPolicy:
       `cases`        any `CaseRetriever` instead (e.g. a Q-ranked one); `max_cases` per prompt.
     What is injected: `placement` (`system` | `user`, as in learning), `token_budget` (estimated with
       `count_tokens`), `max_lessons`.
-    Learning: `learner` (an `LLM`, `ModelSpec` or model string such as `"local"`) with `tfgrpo` settings;
+    Learning: `learner` (an `LLM`, `ModelSpec` or model string such as `"local"`) with `tfgrpo` and
+      `diversity` settings (`embedder`: for lesson similarity; the memory's, else the offline default);
       groups of `min_group`..`max_group` outcomes of one query; `correct` is `reward >= success_threshold`
       unless given; `learn_every` N outcomes starts a background update; `save_to` (a `.json` export or a
       folder) is rewritten after each update that changed the library; `outcomes_path` logs every outcome
@@ -96,6 +99,8 @@ class MemoryPolicy:
         cases: CaseRetriever | None = None,
         learner: LLM | ModelSpec | str | None = None,
         tfgrpo: TFGRPOSpec | None = None,
+        diversity: DiversitySpec | None = None,
+        embedder: Embedder | str | None = None,
         placement: Placement = "system",
         token_budget: int = 1024,
         max_lessons: int | None = None,
@@ -118,6 +123,9 @@ class MemoryPolicy:
         self.library = library if library is not None else Library()
         self.cases = cases or (SimilarityCases(memory.cases) if memory is not None else None)
         self.learner, self.tfgrpo = learner, tfgrpo or TFGRPOSpec()
+        self.diversity = diversity or DiversitySpec()
+        self._embedder: Embedder | str | None = embedder or (memory.embedder if memory is not None else None)
+        self._vectors: LessonVectors | None = None
         self.placement: Placement = placement
         self.token_budget, self.max_lessons, self.max_cases = token_budget, max_lessons, max_cases
         self.min_group, self.max_group, self.success_threshold = min_group, max_group, success_threshold
@@ -331,38 +339,46 @@ class MemoryPolicy:
             groups = [c for c in chunks if len(c) >= self.min_group]
             self._waiting = [o for c in chunks if len(c) < self.min_group for o in c][-self.max_waiting :]
             snapshot, step = self.library.active(), self.library.version + 1
-        mixed = [g for g in groups if len({o.reward for o in g}) > 1]
+        mixed = [g for g in groups if has_advantage([o.reward for o in g])]
         note = ""
         if mixed and self.learner is None and self.cases is not None:  # a case-memory-only policy
             note = f"no learner: {len(mixed)} groups written as cases only (MemoryPolicy(learner=...) learns lessons)"
         try:
             learner = self._learner() if mixed and not note else None
             proposals = await self._propose(learner, mixed, snapshot, step) if learner else []
+            vectors = self._lesson_vectors() if proposals else None
+            if self._store is not None:
+                self._refresh(force=True)
+            with self._lock:
+                work = self.library.copy()  # curated off the lock; augment reads the old library meanwhile
+            before = dict(work.lessons)
+            for o in new:
+                work.count_use(o.lessons, correct=o.correct)
+            for g in groups:
+                work.count_contrast([o.lessons for o in g], [o.reward for o in g])
+            cur = await curate(list(proposals), work, tfgrpo=self.tfgrpo, diversity=self.diversity,
+                               vectors=vectors, learner=learner, step=step, salt=f"policy:{step}")  # fmt: skip
         except BaseException:
             with self._lock:  # nothing is lost: the outcomes go back for the next learn()
                 self._outcomes[:0], self._waiting = new, waiting
             raise
-        if self._store is not None:
-            self._refresh(force=True)
         with self._lock:
-            before = {k: v for k, v in self.library.lessons.items()}
-            for o in new:
-                self.library.count_use(o.lessons, correct=o.correct)
-            edits, rejected = reconcile(list(proposals), self.library, self.tfgrpo)
-            ops = apply_edits(edits, self.library, step=step)
-            changed = [x for k, x in self.library.lessons.items() if before.get(k) != x]
+            changed = [x for k, x in work.lessons.items() if before.get(k) != x]
             if changed:
-                self.library.commit(note=f"MemoryPolicy.learn: {len(new)} outcomes, {len(mixed)} groups")
+                work.commit(note=f"MemoryPolicy.learn: {len(new)} outcomes, {len(mixed)} groups")
+            self.library = work
             result = LearnResult(
                 outcomes=len(new),
                 groups=len(groups),
                 compared=sum(map(len, groups)),
                 learned_groups=len(mixed),
                 waiting=len(self._waiting),
-                ops=ops,
-                rejected=len(rejected),
-                library_version=self.library.version,
-                lessons=len(self.library),
+                ops=cur.ops,
+                rejected=len(cur.rejected),
+                merged=len(cur.merged),
+                pruned=len(cur.pruned),
+                library_version=work.version,
+                lessons=len(work),
                 note=note,
             )
         if self._store is not None and changed:
@@ -399,6 +415,24 @@ class MemoryPolicy:
             with self._lock:
                 self._unwritten[:0] = batch
             return 0
+
+    def _lesson_vectors(self) -> LessonVectors | None:
+        """Embeddings for lesson similarity, made on first use; None (exact text only) without an embedder."""
+        if self._vectors is None:
+            from memrl.memory.embed import make_embedder
+
+            emb = self._embedder
+            try:
+                emb = (
+                    make_embedder(emb or self.diversity.embedder)
+                    if emb is None or isinstance(emb, str)
+                    else emb
+                )
+            except ConfigError as e:
+                log.warning("no embedder for lesson similarity (%s): only equal lesson texts are folded", e)
+                return None
+            self._vectors = LessonVectors(emb)
+        return self._vectors
 
     def _refresh(self, force: bool = False) -> None:
         """Store mode: re-read the active lessons of the shared experience store."""

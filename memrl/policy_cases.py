@@ -43,6 +43,8 @@ class LearnResult(BaseModel):
     waiting: int = Field(0, description="Outcomes kept for later: their query has too few outcomes yet.")
     ops: dict[str, int] = Field(default_factory=dict)
     rejected: int = 0
+    merged: int = Field(0, description="Lessons folded into an equal one by dedup.")
+    pruned: int = Field(0, description="Lessons retired because paired evidence showed harm.")
     cases_written: int = 0
     library_version: int = 0
     lessons: int = 0

@@ -190,9 +190,11 @@ class TFGRPOSpec(_Strict):
     summary_words: int = Field(default=60, ge=10)
     learner_temperature: float = Field(default=0.3, ge=0, le=2)
     learner_max_tokens: int = Field(default=384, ge=32)
-    merge_threshold: float = Field(
-        default=0.6, gt=0, le=1, description="Word-overlap (Jaccard) at which ADDs merge."
-    )
+    reconcile_similarity: float = Field(
+        default=0.75, gt=0, le=1,
+        description="Cosine (run's embedder) at which a new lesson and a kept one go to the learner's one "
+        "reconcile call of the step, which decides 'same' (fold) or 'different' (keep both).",
+    )  # fmt: skip
     max_lessons: int = Field(default=40, ge=1, description="Library size cap; ADDs beyond it are rejected.")
     experiences: Literal["lessons", "cases", "both"] = Field(
         default="lessons",
@@ -210,15 +212,16 @@ class TFGRPOSpec(_Strict):
         "lessons alone, 1200 tokens once cases are on.",
     )  # fmt: skip
     case_chars: int = Field(
-        default=2000, ge=80,
+        default=2000,
+        ge=80,
         description="Longest solution kept as a worked case; a longer one is not stored (never clipped: small "
         "models copy a clipped example, cut and all).",
     )
     lesson_pattern: str | None = Field(
-        default=r"^When [a-zA-Z][a-zA-Z ,'()/-]{3,100}, [a-zA-Z][a-zA-Z ,'()/-]{8,200}$",
+        default=None,
         description="Regex every lesson must match, enforced by schema-constrained decoding where the provider "
-        "supports it (llama.cpp). The default asks for 'When <situation>, <strategy>' without digits, so the "
-        "learner cannot copy a problem's numbers. null disables it.",
+        "supports it (llama.cpp). Off by default: a lesson may carry a formula, a unit or an answer format; a "
+        "lesson that repeats a specific number or name of its own group's question is rejected instead.",
     )
 
     @field_validator("learner", mode="before")
@@ -236,36 +239,45 @@ class DiversitySpec(_Strict):
         default=None, description="Embedder for lessons (memrl.memory names); offline MiniLM by default."
     )
     dedup_threshold: float | None = Field(
-        default=0.9, gt=0, le=1, description="Cosine at which lessons merge (lineage kept); null: off."
-    )
+        default=0.98, gt=0, le=1,
+        description="Cosine at which active lessons merge (lineage kept); copies by default, since near but "
+        "unequal lessons are judged by the learner when proposed (tfgrpo.reconcile_similarity); null: off.",
+    )  # fmt: skip
     redundancy_threshold: float = Field(
         default=0.9, gt=0, le=1, description="Cosine at which a pair counts as redundant."
     )
     injection: Literal["all", "mmr", "dpp"] = Field(
-        default="all", description="How lessons are picked for a prompt."
+        default="mmr",
+        description="How lessons are picked and ordered for a prompt (relevance and diversity).",
     )
     max_memory_tokens: int | None = Field(
-        default=None, ge=1, description="Token budget for injected lessons."
+        default=800, ge=1, description="Token budget for injected lessons (estimated tokens); null: no cap."
     )
     mmr_lambda: float = Field(default=0.5, ge=0, le=1)
     explore_subsets: bool = Field(
-        default=False, description="Give each rollout of a group its own lesson subset."
+        default=True,
+        description="Rollout 0 of a group sees every selected lesson, the others each lesson with chance "
+        "subset_fraction: the group contrasts lessons, which is the evidence pruning uses.",
     )
     subset_fraction: float = Field(
         default=0.6, gt=0, le=1, description="Share of lessons each exploring rollout sees."
     )
-    max_edits_per_step: int | None = Field(default=None, ge=1, description="Cap on library edits per step.")
+    max_edits_per_step: int | None = Field(default=8, ge=1, description="Cap on library edits per step.")
     max_rewrites: int | None = Field(
         default=3, ge=1, description="Cap on UPDATEs of one lesson over the run."
     )
-    protect_advantage: float | None = Field(
-        default=0.5,
-        gt=0,
-        le=1,
-        description="Lessons learned from groups whose best rollout beat the mean by this much are never deleted or merged away.",
+    protect_rare_success: bool = Field(
+        default=True,
+        description="Lessons learned from a rare success (one correct rollout in a group of at least 4) are "
+        "never deleted by the learner, merged into a neighbour or pruned.",
     )
     prune_harmful_margin: int | None = Field(
-        default=None, ge=0, description="Retire a lesson when harmful − helpful exceeds this."
+        default=3, ge=0,
+        description="Retire a lesson when, in groups where some rollouts saw it and others did not, those that "
+        "saw it did worse this many times more than better (and the sign test agrees); null: off.",
+    )  # fmt: skip
+    prune_harmful_p: float = Field(
+        default=0.05, gt=0, le=1, description="Sign-test level for pruning a harmful lesson."
     )
     prune_unused_steps: int | None = Field(
         default=None, ge=1, description="Retire lessons never injected for this many steps."

@@ -85,10 +85,13 @@ def cases():
     return mem.cases
 
 
+TASK = "cook the red onion meal quickly"
+
+
 def test_similarity_mode_is_plain_top_k(cases):
     cfg = CaseRetrievalSpec(mode="similarity", k=3)
-    sel = select_cases(cases, "cook the red onion meal", cfg, QModel(), random.Random(0))
-    top = cases.query("cook the red onion meal", 3)
+    sel = select_cases(cases, TASK, cfg, QModel(), random.Random(0))
+    top = cases.query(TASK, 3)
     assert [h.record.id for h in sel.hits] == [h.record.id for h in top] and not any(sel.explored)
     assert select_cases(cases, "x", CaseRetrievalSpec(mode="off"), None, random.Random(0)).hits == []
 
@@ -97,12 +100,22 @@ def test_q_ranking_overrides_similarity(cases):
     q = QModel()
     q.bias = {"c5": 5.0}  # a case learned to be very useful outranks more similar ones
     cfg = CaseRetrievalSpec(mode="q", k=1, exploration="none")
-    sel = select_cases(cases, "cook the red onion meal", cfg, q, random.Random(0))
+    sel = select_cases(cases, TASK, cfg, q, random.Random(0))
     assert sel.hits[0].record.id == "c5" and sel.q_values == [5.0] and len(sel.pool_q) == 6
 
 
+def test_a_task_never_retrieves_its_own_case(cases):
+    """A second epoch or a repeated episode must not be handed its own earlier answer."""
+    for mode in ("similarity", "q"):
+        cfg = CaseRetrievalSpec(mode=mode, k=6, exploration="none")
+        sel = select_cases(cases, "cook the red onion meal", cfg, QModel(), random.Random(0))
+        assert "c0" not in [h.record.id for h in sel.hits] and len(sel.hits) == 5
+        sel = select_cases(cases, "  cook the red   onion meal ", cfg, QModel(), random.Random(0))
+        assert "c0" not in [h.record.id for h in sel.hits], "spacing does not hide the same task"
+
+
 def test_epsilon_greedy_really_explores(cases):
-    task = "cook the red onion meal"
+    task = TASK
     greedy_cfg = CaseRetrievalSpec(mode="q", k=2, exploration="epsilon", epsilon=0.0)
     greedy = {tuple(h.record.id for h in select_cases(cases, task, greedy_cfg, QModel(), random.Random(i)).hits)
               for i in range(50)}  # fmt: skip

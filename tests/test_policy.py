@@ -46,6 +46,8 @@ def learner_reply(req: Request) -> str:
     if "Summarise the attempt" in user:
         return "The attempt answered directly."
     props = (req.json_schema or {}).get("properties", {})
+    if "verdicts" in props:  # the reconcile call: every pair differs (lessons name different topics)
+        return json.dumps({"verdicts": ["different"] * user.count("Pair ")})
     if "lessons" in props:
         topic = re.search(r"Problem:\s*(\w+)", user).group(1).lower()
         return json.dumps({"lessons": [f"When solving {topic} problems, verify the result before answering"]})
@@ -215,10 +217,11 @@ def test_learn_changes_the_library_on_a_scripted_model():
     assert [o.query for o in policy.outcomes] == ["Geometry: area of a unit square?"]
     policy.record("Geometry: area of a unit square?", "2", 0.0)
     second = policy.learn()
-    # the geometry lesson repeats the fractions one in other words: reconcile folds it in as support
-    assert second.learned_groups == 1 and second.ops["SUPPORT"] == 1 and not policy.outcomes
-    assert len(policy.library.active()[-1].source_rollouts) == 5
-    assert [x.text for x in policy.library.diff(v0, policy.library.version).added] == [new.text]
+    # the geometry lesson is the fractions one with another condition (word overlap 0.8, which used to fold
+    # it away as support): both stay
+    assert second.learned_groups == 1 and second.ops["ADD"] == 1 and not policy.outcomes
+    added = [x.text for x in policy.library.diff(v0, policy.library.version).added]
+    assert added == [new.text, "When solving geometry problems, verify the result before answering"]
 
 
 def test_record_counts_the_lessons_that_were_shown():

@@ -7,9 +7,7 @@ import re
 
 import pytest
 
-from memrl.algos.advantage import Op, Proposal
-from memrl.algos.curate import apply_edits, reconcile
-from memrl.library import Library
+from memrl.library import Library, Op, Proposal, reconcile
 from memrl.llm.base import Request
 from memrl.runner import run_task
 from memrl.runs import RunDir
@@ -177,7 +175,22 @@ def _lib() -> Library:
     return lib
 
 
+def _curate(props, lib, learner=None, **tf):
+    import asyncio
+
+    from memrl.diversity.injection import LessonVectors
+    from memrl.library import curate
+    from memrl.memory.embed import make_embedder
+    from memrl.spec import DiversitySpec
+
+    vectors = LessonVectors(make_embedder("hash-64"))
+    return asyncio.run(curate(props, lib, tfgrpo=TFGRPOSpec(**tf), diversity=DiversitySpec(embedder="hash-64"),
+                              vectors=vectors, learner=learner, step=2, salt="t"))  # fmt: skip
+
+
 def test_reconcile_resolves_conflicts():
+    from memrl.testing import ScriptedLLM
+
     lib = _lib()
     cfg = TFGRPOSpec()
     props = [
@@ -190,7 +203,7 @@ def test_reconcile_resolves_conflicts():
             Op(op="DELETE", id="L0002"),
             Op(op="UPDATE", id="L0001", content="When adding, use fingers"),
             Op(op="ADD", content="When a sum looks too large, recheck the carry before you answer"),
-            Op(op="ADD", content="When adding two numbers, count up from the larger one please"),
+            Op(op="ADD", content="When adding two numbers, count up from the larger one!"),
             Op(op="UPDATE", id="L0099", content="When unknown, nothing"),
             Op(op="ADD", content=""),
             Op(op="NONE"),
@@ -202,26 +215,28 @@ def test_reconcile_resolves_conflicts():
     assert any("superseded" in r for r in reasons)
     assert any("unknown or retired lesson id 'L0099'" in r for r in reasons)
     assert any("empty content" in r for r in reasons)
-    ops = sorted((e.op, e.id or "") for e in edits)
-    assert ops == [("ADD", ""), ("DELETE", "L0002"), ("SUPPORT", "L0001"), ("UPDATE", "L0001")]
-    add = next(e for e in edits if e.op == "ADD")
-    assert add.merged == 2 and add.sources == ["s/a#0", "s/b#1"], "similar ADDs merge with their sources"
-    counts = apply_edits(edits, lib, step=2)
-    assert counts == {"ADD": 1, "UPDATE": 1, "DELETE": 1, "SUPPORT": 1}
+    ops = sorted((e.op, e.id or "") for e in edits)  # equal texts fold here; near-equal ones are judged later
+    assert ops == [("ADD", ""), ("ADD", ""), ("DELETE", "L0002"), ("SUPPORT", "L0001"), ("UPDATE", "L0001")]
+    # the whole path: the learner's one reconcile call judges the two carry lessons the same
+    learner = ScriptedLLM(['{"verdicts": ["same"]}'])
+    res = _curate(props, lib, learner)
+    learner.assert_consumed()
+    assert res.judged_pairs == 1 and res.judged_same == 1
+    assert res.ops == {"ADD": 1, "UPDATE": 1, "DELETE": 1, "SUPPORT": 1}
     assert lib.get("L0001").text == "When adding two numbers, start from the larger one"
     assert lib.get("L0002").status == "retired" and lib.get("L0003").source_rollouts == ["s/a#0", "s/b#1"]
 
 
 def test_word_cap_and_library_cap():
     lib = _lib()
-    cfg = TFGRPOSpec(word_cap=6, max_lessons=3)
     props = [Proposal(item_id="a", order=0, sources=[], ops=[
         Op(op="ADD", content="When dividing by a fraction, multiply by its reciprocal instead of dividing"),
         Op(op="ADD", content="When units differ, convert them before any arithmetic"),
     ])]  # fmt: skip
-    edits, rejected = reconcile(props, lib, cfg)
-    assert [e.content for e in edits] == ["When dividing by a fraction, multiply"]
-    assert [r.reason for r in rejected] == ["library is at its cap of 3 lessons"]
+    res = _curate(props, lib, word_cap=6, max_lessons=3)
+    assert [x.text for x in lib.active()][-1] == "When dividing by a fraction, multiply"
+    assert [r.reason for r in res.rejected] == ["library is at its cap of 3 lessons"]
+    assert len(lib) == 3
 
 
 def test_library_cli_show_diff_export_rollback(tmp_path):

@@ -4,10 +4,12 @@ summaries with their rewards to extract at most N lessons, and propose library e
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+import re
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from memrl.library.edits import Op, Proposal
 from memrl.llm.base import LLM, Request
 from memrl.memory.records import LessonRecord
 from memrl.prompts import load_prompt
@@ -15,13 +17,15 @@ from memrl.spec import TFGRPOSpec
 from memrl.structured import ask_structured
 from memrl.types import Item, Rollout
 
-__all__ = ["Op", "Proposal", "summarize", "extract_lessons", "propose_ops", "learn_from_group"]
-
-
-class Op(BaseModel):
-    op: Literal["ADD", "UPDATE", "DELETE", "NONE"]
-    id: str | None = None
-    content: str | None = None
+__all__ = [
+    "Op",
+    "Proposal",
+    "summarize",
+    "extract_lessons",
+    "propose_ops",
+    "learn_from_group",
+    "hide_reference",
+]
 
 
 class _Ops(BaseModel):
@@ -30,17 +34,6 @@ class _Ops(BaseModel):
 
 class _Lessons(BaseModel):
     lessons: list[str]  # required, likewise
-
-
-class Proposal(BaseModel):
-    """What one mixed group proposes: its operations, and the rollouts they came from."""
-
-    item_id: str
-    order: int
-    ops: list[Op]
-    sources: list[str]
-    lessons: list[str] = Field(default_factory=list)
-    advantage: float = 0.0  # best reward minus mean reward of the group: high when success was rare
 
 
 def _text(cfg: TFGRPOSpec) -> dict[str, Any]:
@@ -75,10 +68,20 @@ def _ops_schema(cfg: TFGRPOSpec, ids: list[str]) -> dict[str, Any]:
     }
 
 
+def hide_reference(text: str, reference: str | None) -> str:
+    """`text` with the reference answer blanked out (a verdict's reason often quotes it: "expected 42")."""
+    ref = (reference or "").strip()
+    if not ref or not text:
+        return text
+    return re.sub(rf"(?<![\w.]){re.escape(ref)}(?![\w])", "[hidden]", text)
+
+
 async def summarize(llm: LLM, item: Item, r: Rollout, cfg: TFGRPOSpec, salt: str) -> str:
+    # without ground truth the learner sees right/wrong and the judge's reason, never the reference itself
+    reason = r.verdict.reason if cfg.given_ground_truth else hide_reference(r.verdict.reason, item.answer)
     msgs = load_prompt("tfgrpo_summarize").messages(
         question=item.question, answer=r.completion.text, correct=r.verdict.correct,
-        reason=r.verdict.reason, max_words=cfg.summary_words,
+        reason=reason, max_words=cfg.summary_words,
     )  # fmt: skip
     req = Request.of(msgs, temperature=cfg.learner_temperature, max_tokens=max(64, cfg.summary_words * 2))
     return (await llm.complete(req, phase="learner", salt=salt))[0].text.strip()
@@ -131,7 +134,7 @@ async def learn_from_group(
     step: int,
     salt: str,
 ) -> Proposal:
-    """The three learner calls for one mixed group, against a snapshot of the library."""
+    """The three learner calls for one group with an advantage, against a snapshot of the library."""
     summaries = await asyncio.gather(
         *(summarize(llm, item, r, cfg, f"{salt}:sum{r.sample}") for r in rollouts)
     )
@@ -143,5 +146,6 @@ async def learn_from_group(
     rewards = [r.verdict.reward for r in rollouts]
     advantage = max(rewards) - sum(rewards) / len(rewards)
     return Proposal(
-        item_id=item.id, order=order, ops=ops, sources=sources, lessons=lessons, advantage=advantage
-    )
+        item_id=item.id, order=order, ops=ops, sources=sources, question=item.question, lessons=lessons,
+        advantage=advantage, successes=sum(r.verdict.correct for r in rollouts), group_size=len(rollouts),
+    )  # fmt: skip

@@ -204,7 +204,9 @@ async def run_memento(ctx: RunContext) -> dict[str, Any]:
                 continue
             episode = open_episode(item, ctx.verifier, tools)
             try:
-                sel = select_cases(memory.cases, episode.task, c, q, random.Random(key))
+                greedy = c.model_copy(update={"exploration": "none"})  # held-out episodes do not explore
+                sel = select_cases(memory.cases, episode.task, c if phase == "train" else greedy, q,
+                                   random.Random(key))  # fmt: skip
                 hint_memory = memory if (cfg.subtask_memory or cfg.tool_memory) else None
                 trace = await run_episode(ctx.llm, episode, cfg=cfg, cases=sel, memory=hint_memory, salt=key)
             finally:

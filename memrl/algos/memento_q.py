@@ -144,13 +144,20 @@ class Selection:
                 "positive": sum(h.record.success for h in self.hits)}  # fmt: skip
 
 
+def _same_task(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
+
+
 def select_cases(
     store: CaseStore, task: str, cfg: CaseRetrievalSpec, q: QModel | None, rng: random.Random
 ) -> Selection:
-    """Choose up to `cfg.k` cases for the planner prompt (see the module docstring)."""
+    """Choose up to `cfg.k` cases for the planner prompt (see the module docstring). A case of `task` itself
+    (a second epoch, a repeated episode) is never chosen: it would hand the policy its own answer."""
     if cfg.mode == "off" or store.count() == 0:
         return Selection()
-    pool = store.query(task, max(cfg.pool, cfg.k), min_similarity=cfg.min_similarity)
+    want = max(cfg.pool, cfg.k)
+    pool = store.query(task, want + 1, min_similarity=cfg.min_similarity)
+    pool = [h for h in pool if not _same_task(h.record.task, task)][:want]
     if cfg.mode == "similarity" or q is None:
         top = pool[: cfg.k]
         return Selection(hits=top, explored=[False] * len(top), pool_size=len(pool))

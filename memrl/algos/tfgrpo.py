@@ -22,15 +22,13 @@ import time
 from typing import Any
 
 from memrl.algos.advantage import learn_from_group
-from memrl.algos.curate import apply_edits, reconcile
 from memrl.algos.evaluate import evaluate_items
 from memrl.algos.memento_q import Selection
 from memrl.algos.solved_cases import SolvedCases, render_solved
-from memrl.diversity.controls import bound_edits, dedup_merge, prune
 from memrl.diversity.injection import LessonVectors, approx_tokens, explore_subset, select_lessons
 from memrl.diversity.monitor import answer_key, check_collapse, group_diversity, library_diversity
 from memrl.entropy.tracking import api_entropy_bounds, lesson_kl, open_scorer, token_entropy
-from memrl.library import Library
+from memrl.library import Library, curate, has_advantage
 from memrl.llm.base import LLM, Request
 from memrl.memory.embed import make_embedder
 from memrl.memory.records import LessonRecord
@@ -120,7 +118,7 @@ async def rollout_group(
         cases = [lr.cases.select(item, f"{salt}:{i}", explore=True) for i in range(G)]
     else:
         cases = [lr.cases.select(item, salt, explore=True)] * G
-    explore_lessons = lr.explore and len(chosen) > 1
+    explore_lessons = lr.explore and bool(chosen)
     shown = (
         [explore_subset(chosen, i, salt, lr.dcfg.subset_fraction) for i in range(G)]
         if explore_lessons
@@ -225,6 +223,7 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     for g, ids, _ in results:
         for r in g:
             library.count_use(ids[r.sample], correct=r.verdict.correct, step=step)
+        library.count_contrast([ids[r.sample] for r in g], [r.verdict.reward for r in g])
     case_m: dict[str, Any] = {}
     if lr.cases is not None:
         recs = [lr.cases.record(step, it, g, sel) for it, (g, _, sel) in zip(batch, results, strict=True)]
@@ -236,7 +235,7 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
             case_m["q_delta_mean"] = sum(deltas) / len(deltas)
     snapshot = library.active()
     mixed = [(i, it, g) for i, (it, g) in enumerate(zip(batch, groups, strict=True))
-             if lr.use_lessons and 0 < sum(r.verdict.reward for r in g) / len(g) < 1]  # fmt: skip
+             if lr.use_lessons and has_advantage([r.verdict.reward for r in g])]  # fmt: skip
     proposals = await asyncio.gather(
         *(
             learn_from_group(lr.learner, it, i, g, snapshot, cfg, step=step, salt=f"learn:{step}:{i}:{it.id}")
@@ -245,16 +244,13 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     )
     entropy = await _entropy_metrics(lr, groups) if lr.ecfg else {}
     before = {x.id: x.text for x in library.active()}
-    edits, rejected = reconcile(list(proposals), library, cfg)
-    edits, bounded = bound_edits(edits, library, lr.dcfg)
-    counts = apply_edits(edits, library, step=step)
-    merged = dedup_merge(library, lr.vectors, lr.dcfg, step=step)
-    pruned = prune(library, lr.dcfg, step=step)
-    for rej in [*rejected, *bounded]:
+    cur = await curate(list(proposals), library, tfgrpo=cfg, diversity=lr.dcfg, vectors=lr.vectors,
+                       learner=lr.learner, step=step, salt=f"learn:{step}")  # fmt: skip
+    for rej in cur.rejected:
         ctx.run.append_jsonl("events.jsonl", {"step": step, "event": "rejected_op", **rej.model_dump()})
-    if merged or pruned:
+    if cur.merged or cur.pruned:
         ctx.run.append_jsonl(
-            "events.jsonl", {"step": step, "event": "upkeep", "merged": merged, "pruned": pruned}
+            "events.jsonl", {"step": step, "event": "upkeep", "merged": cur.merged, "pruned": cur.pruned}
         )
     if lr.ecfg and lr.ecfg.lesson_kl:
         changed = [x for x in library.active() if before.get(x.id) != x.text][:4]
@@ -273,10 +269,12 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
         "groups": len(groups),
         "learned_groups": len(mixed),
         "lessons_proposed": sum(len(p.lessons) for p in proposals),
-        "ops": counts,
-        "rejected_ops": len(rejected) + len(bounded),
-        "merged": len(merged),
-        "pruned": len(pruned),
+        "ops": cur.ops,
+        "rejected_ops": len(cur.rejected),
+        "reconcile_pairs": cur.judged_pairs,
+        "reconcile_same": cur.judged_same,
+        "merged": len(cur.merged),
+        "pruned": len(cur.pruned),
         "alarm": bool(alarm),
         "temperature": lr.temperature,
         "explore": lr.explore,

@@ -68,9 +68,9 @@ def select_lessons(
 def explore_subset(
     lessons: list[LessonRecord], sample: int, seed: str, fraction: float
 ) -> list[LessonRecord]:
-    """Rollout 0 of a group sees every selected lesson; the others a seeded random subset, in order."""
-    if sample == 0 or len(lessons) <= 1:
+    """Rollout 0 of a group sees every selected lesson; each other rollout sees each lesson with chance
+    `fraction` (seeded, in order), so even a single lesson is shown to some rollouts and not to others."""
+    if sample == 0:
         return lessons
-    k = max(1, round(fraction * len(lessons)))
-    keep = set(random.Random(f"{seed}:{sample}").sample(range(len(lessons)), k))
-    return [x for i, x in enumerate(lessons) if i in keep]
+    rng = random.Random(f"{seed}:{sample}")
+    return [x for x in lessons if rng.random() < fraction]

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from memrl.diversity.measures import redundant_pairs
 from memrl.diversity.vendi import vendi_score
 from memrl.entropy.measures import discrete_semantic_entropy, miller_madow_entropy, plugin_entropy
-from memrl.metrics import pass_at_k
+from memrl.metrics import has_advantage, pass_at_k
 from memrl.spec import DiversitySpec
 
 __all__ = ["library_diversity", "group_diversity", "Alarm", "check_collapse", "answer_key"]
@@ -66,7 +66,7 @@ def group_diversity(groups: Sequence[Sequence[tuple[str, Hashable, float, bool]]
     n = len(groups)
     return {
         "mean_reward": sum(means) / n,
-        "mixed_fraction": sum(0 < m < 1 for m in means) / n,
+        "mixed_fraction": sum(has_advantage([r for _, _, r, _ in grp]) for grp in groups) / n,
         "pass@1": sum(pass_at_k(g, c, 1) for c in correct) / n,
         f"pass@{g}": sum(pass_at_k(g, c, g) for c in correct) / n,
         "answer_entropy": sum(plugin_entropy(a) for a in answers) / n,

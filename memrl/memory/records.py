@@ -87,6 +87,12 @@ class LessonRecord(MemoryRecord):
     )
     helpful: int = Field(default=0, ge=0)
     harmful: int = Field(default=0, ge=0)
+    wins: int = Field(
+        default=0,
+        ge=0,
+        description="Groups where the rollouts shown this lesson did better than those not shown it.",
+    )
+    losses: int = Field(default=0, ge=0, description="Groups where they did worse.")
     version: int = Field(default=1, ge=1, description="Bumped by every UPDATE of the text.")
     status: Literal["active", "retired"] = "active"
 

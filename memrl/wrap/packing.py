@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
-from memrl.algos.curate import jaccard
+from memrl.library.edits import jaccard
 from memrl.memory.records import CaseRecord, LessonRecord
 from memrl.prompting import memory_block
 from memrl.tokens import approx_tokens

@@ -19,7 +19,7 @@ import networkx as nx
 from pydantic import BaseModel, Field
 
 from memrl.errors import ConfigError
-from memrl.memory.records import LessonRecord
+from memrl.memory.records import LessonRecord, MetaValue
 from memrl.runs import atomic_write
 
 __all__ = ["Library", "LibraryDiff", "SCHEMA_VERSION"]
@@ -52,6 +52,14 @@ class Library:
         self.graph = nx.DiGraph()
         self.versions: dict[int, dict[str, Any]] = {0: self._state()}
 
+    def copy(self) -> Library:
+        """An independent copy to edit (records are immutable and committed versions never change, so only
+        the containers are copied)."""
+        other = Library.__new__(Library)
+        other.lessons, other.next_id, other.version = dict(self.lessons), self.next_id, self.version
+        other.graph, other.versions = self.graph.copy(), dict(self.versions)
+        return other
+
     # ------------------------------------------------------------------ reading
     def active(self) -> list[LessonRecord]:
         return [lesson for lesson in self.lessons.values() if lesson.status == "active"]
@@ -67,9 +75,17 @@ class Library:
 
     # ------------------------------------------------------------------ editing
     def add(
-        self, text: str, *, step: int, sources: list[str] | None = None, advantage: float | None = None
+        self,
+        text: str,
+        *,
+        step: int,
+        sources: list[str] | None = None,
+        advantage: float | None = None,
+        rare_success: bool = False,
     ) -> LessonRecord:
-        meta = {"advantage": round(advantage, 6)} if advantage is not None else {}
+        meta: dict[str, MetaValue] = {"advantage": round(advantage, 6)} if advantage is not None else {}
+        if rare_success:
+            meta["rare_success"] = True
         lesson = LessonRecord(
             id=f"L{self.next_id:04d}",
             text=text,
@@ -112,6 +128,8 @@ class Library:
                 "source_rollouts": sorted({*dst.source_rollouts, *src.source_rollouts}),
                 "helpful": dst.helpful + src.helpful,
                 "harmful": dst.harmful + src.harmful,
+                "wins": dst.wins + src.wins,
+                "losses": dst.losses + src.losses,
             }
         )
         self.lessons[into_id] = merged
@@ -138,6 +156,26 @@ class Library:
             if step is not None:
                 update["metadata"] = {**lesson.metadata, "last_used_step": step}
             self.lessons[lid] = lesson.model_copy(update=update)
+
+    def count_contrast(self, shown: list[list[str]], rewards: list[float]) -> dict[str, int]:
+        """One group's paired evidence: for every lesson some rollouts were shown and others were not, a win
+        when the rollouts shown it scored higher on average, a loss when lower. Unlike helpful/harmful, this
+        compares like with like (same question, same step), so a hard task does not make every lesson look
+        harmful. Returns lesson id -> +1 (win) or -1 (loss)."""
+        out: dict[str, int] = {}
+        for lid in dict.fromkeys(x for ids in shown for x in ids):
+            lesson = self.lessons.get(lid)
+            with_ = [r for ids, r in zip(shown, rewards, strict=True) if lid in ids]
+            without = [r for ids, r in zip(shown, rewards, strict=True) if lid not in ids]
+            if lesson is None or not with_ or not without:
+                continue
+            diff = sum(with_) / len(with_) - sum(without) / len(without)
+            if abs(diff) < 1e-9:
+                continue
+            field = "wins" if diff > 0 else "losses"
+            self.lessons[lid] = lesson.model_copy(update={field: getattr(lesson, field) + 1})
+            out[lid] = 1 if diff > 0 else -1
+        return out
 
     def _require_active(self, lesson_id: str) -> LessonRecord:
         lesson = self.lessons.get(lesson_id)
@@ -256,7 +294,7 @@ class Library:
         for lesson in self.active():
             lines.append(
                 f"- **{lesson.id}** (v{lesson.version}, step {lesson.created_step}, "
-                f"+{lesson.helpful}/−{lesson.harmful}): {lesson.text}"
+                f"+{lesson.helpful}/−{lesson.harmful}, won/lost {lesson.wins}/{lesson.losses}): {lesson.text}"
             )
         return "\n".join(lines) + "\n"
 
