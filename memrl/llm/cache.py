@@ -12,12 +12,34 @@ import json
 import sqlite3
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from memrl.llm.base import Request
 from memrl.types import Completion
 
-__all__ = ["ResponseCache", "cache_key"]
+__all__ = ["ResponseCache", "cache_key", "cache_keys"]
+
+
+def cache_keys(model: str, request: Request, n: int, salt: str = "") -> list[str]:
+    """The keys of samples 0..n-1: sha256 of the canonical JSON of {model, request, salt, sample}.
+
+    The request is serialised and hashed once; each sample only adds its index to a copy of the hash.
+    The bytes hashed are exactly those of `json.dumps(payload, sort_keys=True, separators=(",", ":"))`,
+    so keys stay the same across versions and old caches keep answering.
+    """
+    dump = partial(json.dumps, sort_keys=True, separators=(",", ":"))
+    head = (
+        f'{{"model":{dump(model)},"request":{dump(request.model_dump(mode="json"))},'
+        f'"salt":{dump(salt)},"sample":'
+    )
+    base = hashlib.sha256(head.encode())
+    keys = []
+    for i in range(n):
+        h = base.copy()
+        h.update(f"{i}}}".encode())
+        keys.append(h.hexdigest())
+    return keys
 
 
 def cache_key(model: str, request: Request, sample: int, salt: str = "") -> str:
@@ -43,6 +65,16 @@ class ResponseCache:
         with self._lock:
             row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
         return Completion.model_validate_json(row[0]) if row else None
+
+    def get_many(self, keys: list[str]) -> dict[str, Completion]:
+        """The cached completions among `keys`, in one query."""
+        rows: list[tuple[str, str]] = []
+        for at in range(0, len(keys), 500):  # under sqlite's bound on query parameters
+            chunk = keys[at : at + 500]
+            sql = f"SELECT key, value FROM responses WHERE key IN ({','.join('?' * len(chunk))})"
+            with self._lock:
+                rows += self._db.execute(sql, chunk).fetchall()
+        return {k: Completion.model_validate_json(v) for k, v in rows}
 
     def put(self, key: str, model: str, completion: Completion) -> None:
         value = completion.model_dump_json()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import weakref
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -32,6 +34,10 @@ class Ledger:
 
     Budgets are checked before each call, so a run stops between calls with everything paid for kept;
     calls already in flight may finish and overshoot by at most one call per concurrent slot.
+
+    The journal stays open for appends: each record is one unbuffered `os.write` of a whole line to an
+    O_APPEND descriptor, so it is in the kernel (and survives a kill of this process) when `record`
+    returns, without an open and close per call.
     """
 
     def __init__(
@@ -49,10 +55,12 @@ class Ledger:
         self.by_phase: dict[str, Usage] = dict(start or {})
         self._calls_path = Path(calls_path) if calls_path else None
         self._lock = threading.Lock()
+        self._fd: int | None = None
         if self._calls_path is not None and self._calls_path.exists():
             self.by_phase = {}
             for rec in self._replay(self._calls_path):
                 self.by_phase[rec.phase] = self.by_phase.get(rec.phase, Usage()) + self._usage(rec)
+        self._total = sum(self.by_phase.values(), Usage())  # kept running: budget checks do not re-sum
 
     @staticmethod
     def _replay(path: Path) -> list[CallRecord]:
@@ -82,7 +90,7 @@ class Ledger:
 
     @property
     def total(self) -> Usage:
-        return sum(self.by_phase.values(), Usage())
+        return self._total
 
     def check(self) -> None:
         t = self.total
@@ -93,11 +101,28 @@ class Ledger:
 
     def record(self, rec: CallRecord) -> None:
         u = self._usage(rec)
+        line = (rec.model_dump_json() + "\n").encode() if self._calls_path is not None else b""
         with self._lock:
             self.by_phase[rec.phase] = self.by_phase.get(rec.phase, Usage()) + u
-            if self._calls_path is not None:
-                with self._calls_path.open("a", encoding="utf-8") as f:
-                    f.write(rec.model_dump_json() + "\n")
+            self._total = self._total + u
+            if line:
+                self._append(line)
+
+    def _append(self, line: bytes) -> None:
+        if self._fd is None:
+            assert self._calls_path is not None
+            self._calls_path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self._calls_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._closer = weakref.finalize(self, os.close, self._fd)
+        while line:  # a regular file takes the whole line in one write; loop in case it does not
+            line = line[os.write(self._fd, line) :]
+
+    def close(self) -> None:
+        """Close the journal (records made afterwards reopen it)."""
+        with self._lock:
+            if self._fd is not None:
+                self._closer()
+                self._fd = None
 
     def snapshot(self) -> dict[str, dict[str, float]]:
         with self._lock:

@@ -10,25 +10,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
     wait_exponential_jitter,
 )
 
 from memrl.errors import ProviderError, is_retryable
 from memrl.llm.base import Request
-from memrl.llm.cache import ResponseCache, cache_key
+from memrl.llm.cache import ResponseCache, cache_keys
 from memrl.llm.ledger import CallRecord, Ledger
 from memrl.types import Completion
 
 __all__ = ["ManagedLLM", "RawClient", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class RawClient(Protocol):
@@ -47,6 +48,16 @@ class RetryPolicy:
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
         self._backoff = wait_exponential_jitter(initial=initial_s, max=max(initial_s, min(30.0, max_wait_s)))
+        self._template = AsyncRetrying(  # built once; each call runs on a copy
+            stop=self._stop,
+            wait=self.wait,
+            retry=retry_if_exception(is_retryable),
+            reraise=True,
+            before_sleep=self._log,
+        )
+
+    def _stop(self, state: RetryCallState) -> bool:
+        return state.attempt_number >= self.max_attempts
 
     def wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -56,13 +67,26 @@ class RetryPolicy:
         return float(self._backoff(state))
 
     def retrying(self) -> AsyncRetrying:
-        return AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self.wait,
-            retry=retry_if_exception(is_retryable),
-            reraise=True,
-            before_sleep=self._log,
-        )
+        """A fresh retrier for one call (a tenacity retrier keeps per-call state, so calls cannot share one)."""
+        return self._template.copy()
+
+    async def call(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`await attempt()` under this policy. The first try runs bare, since most calls succeed at once;
+        its failure is handed to tenacity as attempt 1, so waits, logging and the bound on attempts are
+        the same as if tenacity had made it."""
+        try:
+            return await attempt()
+        except Exception as e:
+            if self.max_attempts <= 1 or not is_retryable(e):
+                raise
+            failed: Exception | None = e
+        async for state in self.retrying():
+            with state:
+                if failed is not None:
+                    exc, failed = failed, None
+                    raise exc
+                return await attempt()
+        raise AssertionError("unreachable: tenacity returns or reraises")  # pragma: no cover
 
     @staticmethod
     def _log(state: RetryCallState) -> None:
@@ -95,11 +119,12 @@ class ManagedLLM:
     async def complete(
         self, request: Request, *, n: int = 1, phase: str = "default", salt: str = ""
     ) -> list[Completion]:
-        keys = [cache_key(self.name, request, i, salt) for i in range(n)]
+        keys = cache_keys(self.name, request, n, salt)
         found: dict[int, Completion] = {}
         if self.cache is not None:
+            hits = self.cache.get_many(keys)
             for i, k in enumerate(keys):
-                hit = self.cache.get(k)
+                hit = hits.get(k)
                 if hit is not None:
                     found[i] = hit.model_copy(update={"cached": True})
                     self.ledger.record(_record(self.name, phase, hit, 0.0, 0, cached=True))
@@ -131,13 +156,17 @@ class ManagedLLM:
             self.ledger.check()
             t0 = time.perf_counter()
             attempts = 0
-            async for attempt in self.retry.retrying():
-                with attempt:
-                    attempts += 1
-                    self.attempts += 1
-                    out = await self.client.complete_once(request, n, seed)
-                    if len(out) != n:
-                        raise ProviderError(f"asked for {n} samples, got {len(out)}", status=None)
+
+            async def attempt() -> list[Completion]:
+                nonlocal attempts
+                attempts += 1
+                self.attempts += 1
+                out = await self.client.complete_once(request, n, seed)
+                if len(out) != n:
+                    raise ProviderError(f"asked for {n} samples, got {len(out)}", status=None)
+                return out
+
+            out = await self.retry.call(attempt)
         latency = time.perf_counter() - t0
         for j, c in enumerate(out):
             self.ledger.record(
