@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
 
-from memrl.errors import AuthenticationError, BadRequestError, BudgetExceeded, ServerError
+from memrl.errors import AuthenticationError, BadRequestError, BudgetExceeded, ServerError, TransportError
 from memrl.llm.base import Request
 from memrl.llm.cache import ResponseCache
 from memrl.llm.ledger import Ledger
@@ -107,3 +108,16 @@ async def test_token_budget_stops_before_the_next_call():
         with pytest.raises(BudgetExceeded, match="token budget"):
             await llm.complete(REQ)
     assert len(srv.requests) == 2
+
+
+async def test_refused_api_base_names_the_address():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    api_base = f"http://127.0.0.1:{port}/v1"
+    client = LiteLLMClient("openai/fake", api_base=api_base, timeout_s=5.0, local=True)
+    llm = ManagedLLM(client, retry=RetryPolicy(max_attempts=1))
+    with pytest.raises(TransportError) as e:
+        await llm.complete(REQ)
+    assert f"nothing answered at {api_base} (connection refused)" in str(e.value)
+    assert "model.api_base" in str(e.value) and "500" not in str(e.value)

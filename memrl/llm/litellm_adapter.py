@@ -72,8 +72,36 @@ def _retry_after(exc: BaseException) -> float | None:
         return max(0.0, when.timestamp() - time.time()) if when else None
 
 
-def to_memrl_error(exc: BaseException, provider: str) -> errors.ProviderError:
-    """Classify any failure of a call by its HTTP status or transport kind, never by its text."""
+def _causes(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and all(cur is not e for e in out):
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
+
+
+def _connect_error(
+    exc: BaseException, provider: str, api_base: str | None, kw: dict[str, Any]
+) -> errors.ProviderError | None:
+    """A connection that was never made (refused, unknown host), named by the address tried; the SDKs
+    report it as 'server error 500: Connection error.' with no address."""
+    causes = _causes(exc)
+    kinds = {type(e).__name__ for e in causes}
+    if not kinds & {"ConnectionRefusedError", "ConnectError", "ClientConnectorError", "gaierror"}:
+        return None
+    where = api_base or f"the {provider} API's address"
+    if "ConnectionRefusedError" in kinds:
+        why = f"nothing answered at {where} (connection refused)"
+    else:
+        why = f"could not connect to {where} ({str(causes[-1])[:200] or type(causes[-1]).__name__})"
+    fix = "check model.api_base, and that the server there is running" if api_base else "check the network"
+    return errors.TransportError(f"{provider}: {why}: {fix}", **kw)
+
+
+def to_memrl_error(exc: BaseException, provider: str, *, api_base: str | None = None) -> errors.ProviderError:
+    """Classify any failure of a call by its HTTP status or transport kind, never by its text. `api_base`
+    is named in the errors it explains."""
     if isinstance(exc, errors.ProviderError):
         return exc
     status = getattr(exc, "status_code", None)
@@ -87,6 +115,9 @@ def to_memrl_error(exc: BaseException, provider: str) -> errors.ProviderError:
             f"{provider}: authentication failed ({status or name}); check the API key in the environment",
             **kw,
         )
+    unreachable = _connect_error(exc, provider, api_base, {**kw, "status": None})
+    if unreachable is not None:
+        return unreachable
     if status == 429:
         return errors.RateLimitError(f"{provider}: rate limited (429): {msg}", **kw)
     if status is not None and (status >= 500 or status in errors.RETRYABLE_STATUS):
@@ -230,7 +261,7 @@ class LiteLLMClient:
         except errors.MemrlError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is classified, none swallowed
-            err = to_memrl_error(exc, self.provider)
+            err = to_memrl_error(exc, self.provider, api_base=self.api_base)
             # The SDKs also read keys from the environment (OPENAI_API_KEY, ...) when none is passed.
             known = _secret_values(kw) + _secret_values(dict(os.environ))
             hidden = [v for v in known if len(v) >= 8 and (v in str(err) or v in str(exc))]
