@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -11,9 +12,12 @@ from memrl.errors import AuthenticationError, BadRequestError, BudgetExceeded, S
 from memrl.llm.base import Request
 from memrl.llm.cache import ResponseCache
 from memrl.llm.ledger import Ledger
-from memrl.llm.litellm_adapter import LiteLLMClient
+from memrl.llm.litellm_adapter import LiteLLMClient, to_memrl_error
 from memrl.llm.managed import ManagedLLM, RetryPolicy
+from memrl.runner import run_task
+from memrl.spec import TaskSpec, spec_from_mapping
 from memrl.testing import Action, FakeOpenAIServer
+from memrl.testing.faults import sums_rows
 from memrl.types import Message
 
 REQ = Request.of([Message.user("What is 2+2?")], temperature=0.0, max_tokens=8)
@@ -108,6 +112,40 @@ async def test_token_budget_stops_before_the_next_call():
         with pytest.raises(BudgetExceeded, match="token budget"):
             await llm.complete(REQ)
     assert len(srv.requests) == 2
+
+
+KEY_ENV = "MEMRL_AUTH_TEST_KEY"
+
+
+def _sums_task(tmp_path, api_base: str, **model) -> TaskSpec:
+    (tmp_path / "sums.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sums_rows(40)))
+    raw = {
+        "name": "auth", "algorithm": "evaluate", "data": {"source": "sums.jsonl", "test_size": 30},
+        "model": {"name": "openai/gpt-4o-mini", "api_base": api_base, "max_concurrency": 4, **model},
+        "eval": {"k": 2, "max_tokens": 8},
+    }  # fmt: skip
+    return spec_from_mapping(raw, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["api_key_env", "provider-default"])
+def test_401_stops_the_run_at_once_and_names_the_key_variable(tmp_path, monkeypatch, named):
+    monkeypatch.setenv(KEY_ENV, "sk-auth-test-0000000000")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-auth-test-1111111111")
+    with FakeOpenAIServer(default=Action(status=401, delay_s=0.2)) as srv:
+        spec = _sums_task(tmp_path, srv.api_base, **({"api_key_env": KEY_ENV} if named else {}))
+        with pytest.raises(AuthenticationError) as e:
+            run_task(spec, run_dir=tmp_path / "run")
+        time.sleep(0.5)  # anything still queued would be sent by now
+    assert f"the key in {KEY_ENV if named else 'OPENAI_API_KEY'} was refused" in str(e.value)
+    assert len(srv.requests) <= spec.model.max_concurrency, f"{len(srv.requests)} requests after a 401"
+
+
+def test_401_without_the_key_variable_set_says_to_set_it(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    client = LiteLLMClient("openai/fake", api_key_env=KEY_ENV)
+    err = to_memrl_error(type("AuthenticationError", (Exception,), {"status_code": 401})(), "openai",
+                         key_env=client.api_key_env)  # fmt: skip
+    assert isinstance(err, AuthenticationError) and f"{KEY_ENV} is not set" in str(err)
 
 
 async def test_refused_api_base_names_the_address():

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from memrl.errors import AuthenticationError
 from memrl.llm.base import LLM, Request
 from memrl.metrics import Score, score_items
 from memrl.prompting import policy_messages
@@ -85,20 +86,28 @@ async def evaluate_items(
         progress.advance(label, resumed)
     gate = asyncio.Semaphore(concurrency)
     t0 = time.perf_counter()
+    tasks: list[asyncio.Future[None]] = []
 
     async def task(it: Item) -> None:
-        async with gate:
-            mem = memory_for(it) if memory_for else memory
-            r = await _one(llm, verifier, prompt, cfg, it, mem, salt=_salt(cfg, label, it))
+        try:
+            async with gate:
+                mem = memory_for(it) if memory_for else memory
+                r = await _one(llm, verifier, prompt, cfg, it, mem, salt=_salt(cfg, label, it))
+        except AuthenticationError:  # the key refused now is refused for every queued call: send none
+            for t in tasks:
+                t.cancel()
+            raise
         run.append_jsonl(fname, r.model_dump_json())
         done[it.id] = r
         if progress:
             progress.advance(label)
 
-    results = await asyncio.gather(*(task(it) for it in todo), return_exceptions=True)
+    # Other failures let the items in flight finish (and be saved for a resume) before the first is raised.
+    tasks.extend(asyncio.ensure_future(task(it)) for it in todo)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:
-        raise errors[0]
+        raise next((e for e in errors if not isinstance(e, asyncio.CancelledError)), errors[0])
     seconds = time.perf_counter() - t0
     ordered = [done[it.id] for it in items]
     truncated = sum(c.truncated for r in ordered for c in r.samples)

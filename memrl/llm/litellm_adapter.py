@@ -18,7 +18,7 @@ from memrl import errors
 from memrl.llm.base import Request
 from memrl.types import Completion, TokenLogprob, Usage
 
-__all__ = ["LiteLLMClient", "import_litellm", "to_memrl_error"]
+__all__ = ["LiteLLMClient", "default_key_env", "import_litellm", "to_memrl_error"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,35 @@ def _retry_after(exc: BaseException) -> float | None:
         return max(0.0, when.timestamp() - time.time()) if when else None
 
 
+#: Where litellm reads a provider's key when the task names no api_key_env, where it is not PROVIDER_API_KEY.
+_DEFAULT_KEY_ENV = {
+    "gemini": "GEMINI_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "text-completion-openai": "OPENAI_API_KEY",
+    "bedrock": "AWS_ACCESS_KEY_ID",
+    "sagemaker": "AWS_ACCESS_KEY_ID",
+}
+
+
+def default_key_env(provider: str) -> str:
+    """The environment variable litellm reads the provider's key from, e.g. OPENAI_API_KEY."""
+    return _DEFAULT_KEY_ENV.get(provider, provider.upper().replace("-", "_") + "_API_KEY")
+
+
+def _key_hint(key_env: str | None) -> str:
+    if not key_env:
+        return "check the API key in the environment"
+    if not os.environ.get(key_env):
+        return (
+            f"{key_env} is not set: put the key there, or name the variable that holds it in "
+            "model.api_key_env"
+        )
+    return (
+        f"the key in {key_env} was refused or lacks access: check it, or name the variable that holds the "
+        "right key in model.api_key_env"
+    )
+
+
 def _causes(exc: BaseException) -> list[BaseException]:
     out: list[BaseException] = []
     cur: BaseException | None = exc
@@ -99,9 +128,11 @@ def _connect_error(
     return errors.TransportError(f"{provider}: {why}: {fix}", **kw)
 
 
-def to_memrl_error(exc: BaseException, provider: str, *, api_base: str | None = None) -> errors.ProviderError:
+def to_memrl_error(
+    exc: BaseException, provider: str, *, api_base: str | None = None, key_env: str | None = None
+) -> errors.ProviderError:
     """Classify any failure of a call by its HTTP status or transport kind, never by its text. `api_base`
-    is named in the errors it explains."""
+    and `key_env` (the variable the key came from) are named in the errors they explain."""
     if isinstance(exc, errors.ProviderError):
         return exc
     status = getattr(exc, "status_code", None)
@@ -112,8 +143,7 @@ def to_memrl_error(exc: BaseException, provider: str, *, api_base: str | None = 
     name = type(exc).__name__
     if status in (401, 403) or name in ("AuthenticationError", "PermissionDeniedError"):
         return errors.AuthenticationError(
-            f"{provider}: authentication failed ({status or name}); check the API key in the environment",
-            **kw,
+            f"{provider}: authentication failed ({status or name}); {_key_hint(key_env)}", **kw
         )
     unreachable = _connect_error(exc, provider, api_base, {**kw, "status": None})
     if unreachable is not None:
@@ -261,7 +291,8 @@ class LiteLLMClient:
         except errors.MemrlError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is classified, none swallowed
-            err = to_memrl_error(exc, self.provider, api_base=self.api_base)
+            key_env = self.api_key_env or (None if self.local else default_key_env(self.provider))
+            err = to_memrl_error(exc, self.provider, api_base=self.api_base, key_env=key_env)
             # The SDKs also read keys from the environment (OPENAI_API_KEY, ...) when none is passed.
             known = _secret_values(kw) + _secret_values(dict(os.environ))
             hidden = [v for v in known if len(v) >= 8 and (v in str(err) or v in str(exc))]
