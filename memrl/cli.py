@@ -105,7 +105,7 @@ def run(
 
 def _run_and_show(spec: Any, start: Callable[[Callable[[Any], None]], Any]) -> None:
     """Call `start(setup)` (run_task or resume_task) under progress bars, then print what it returns."""
-    from memrl.runner import RunContext
+    from memrl.context import RunContext
 
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

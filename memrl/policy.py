@@ -44,7 +44,7 @@ from memrl.memory.base import Embedder, ExperienceStore
 from memrl.memory.records import LessonRecord
 from memrl.memory.store import Memory
 from memrl.policy_cases import CaseRetriever, LearnResult, Outcome, SimilarityCases
-from memrl.spec import DiversitySpec, ModelSpec, TFGRPOSpec
+from memrl.spec import DiversitySpec, ModelSpec, TFGRPOSpec, as_model_spec
 from memrl.types import Completion, Item, Message, Rollout, Verdict
 from memrl.wrap.messages import Placement, inject, query_text, trajectory_lines
 from memrl.wrap.packing import Injection, approx_tokens, pack, render_case
@@ -321,7 +321,7 @@ class MemoryPolicy:
         if isinstance(self.learner, (str, ModelSpec)):
             from memrl.llm.factory import build_llm
 
-            spec = ModelSpec(name=self.learner) if isinstance(self.learner, str) else self.learner
+            spec = ModelSpec.model_validate(as_model_spec(self.learner))
             self.learner = build_llm(spec)
         return self.learner
 

@@ -6,14 +6,16 @@ This is the library function behind `memrl run`; the CLI only parses arguments a
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from memrl.context import NoProgress, Progress, RunContext
 from memrl.errors import BudgetExceeded
 from memrl.llm.cache import ResponseCache
 from memrl.llm.factory import build_llm
@@ -21,7 +23,6 @@ from memrl.llm.ledger import Ledger
 from memrl.llm.managed import ManagedLLM, RawClient, RetryPolicy
 from memrl.runs import RunDir
 from memrl.spec import TaskSpec
-from memrl.tasks.base import Split, Verifier
 
 __all__ = [
     "RunResult",
@@ -32,6 +33,8 @@ __all__ = [
     "resume_task",
     "open_run",
     "open_context",
+    "register_algorithm",
+    "ALGORITHMS",
 ]
 
 log = logging.getLogger(__name__)
@@ -44,35 +47,6 @@ class RunResult(BaseModel):
     results: dict[str, Any] = Field(default_factory=dict)
     usage: dict[str, dict[str, float]] = Field(default_factory=dict)
     seconds: float = 0.0
-
-
-class Progress(Protocol):
-    """Where long work reports how far it got (the CLI draws bars; the library default is silent)."""
-
-    def start(self, label: str, total: int) -> None: ...
-
-    def advance(self, label: str, n: int = 1) -> None: ...
-
-
-class NoProgress:
-    def start(self, label: str, total: int) -> None:
-        pass
-
-    def advance(self, label: str, n: int = 1) -> None:
-        pass
-
-
-class RunContext:
-    """What an algorithm gets: the spec, the run directory, the policy LLM, the data and the verifier."""
-
-    def __init__(
-        self, spec: TaskSpec, run: RunDir, llm: ManagedLLM, split: Split, verifier: Verifier
-    ) -> None:
-        self.spec, self.run, self.llm, self.split, self.verifier = spec, run, llm, split, verifier
-        self.progress: Progress = NoProgress()
-
-    def save_usage(self) -> None:
-        self.run.write_json("usage.json", self.llm.ledger.snapshot())
 
 
 def open_run(
@@ -134,25 +108,41 @@ def _build_context(spec: TaskSpec, run: RunDir, client: RawClient | None = None)
     return RunContext(spec, run, llm, split, verifier)
 
 
+async def _run_evaluate(ctx: RunContext) -> dict[str, Any]:
+    from memrl.algos.evaluate import evaluate_items
+
+    res = await evaluate_items(
+        ctx.llm, ctx.verifier, ctx.split.test,
+        prompt=ctx.spec.prompt, cfg=ctx.spec.eval, run=ctx.run, label="eval-test", progress=ctx.progress,
+    )  # fmt: skip
+    return {"eval-test": res.model_dump()}
+
+
+Algorithm = Callable[[RunContext], Awaitable[dict[str, Any]]]
+
+#: `algorithm:` name -> the coroutine that runs it, or "module:function" imported on first use.
+ALGORITHMS: dict[str, Algorithm | str] = {
+    "evaluate": _run_evaluate,
+    "tfgrpo": "memrl.algos.tfgrpo:run_tfgrpo",
+    "memento": "memrl.algos.memento:run_memento",
+}
+
+
+def register_algorithm(name: str, run: Algorithm | str) -> None:
+    """Make `algorithm: name` run `run(ctx)` (a coroutine function, or its "module:function" path)."""
+    ALGORITHMS[name] = run
+
+
 async def _dispatch(ctx: RunContext) -> dict[str, Any]:
-    algo = ctx.spec.algorithm
-    if algo == "evaluate":
-        from memrl.algos.evaluate import evaluate_items
-
-        res = await evaluate_items(
-            ctx.llm, ctx.verifier, ctx.split.test,
-            prompt=ctx.spec.prompt, cfg=ctx.spec.eval, run=ctx.run, label="eval-test", progress=ctx.progress,
-        )  # fmt: skip
-        return {"eval-test": res.model_dump()}
-    if algo == "tfgrpo":
-        from memrl.algos.tfgrpo import run_tfgrpo
-
-        return await run_tfgrpo(ctx)
-    if algo == "memento":
-        from memrl.algos.memento import run_memento
-
-        return await run_memento(ctx)
-    raise NotImplementedError(f"algorithm {algo!r} is not built yet")
+    target = ALGORITHMS.get(ctx.spec.algorithm)
+    if target is None:
+        raise NotImplementedError(
+            f"algorithm {ctx.spec.algorithm!r} is not registered ({', '.join(ALGORITHMS)})"
+        )
+    if isinstance(target, str):
+        module, _, name = target.partition(":")
+        target = getattr(importlib.import_module(module), name)
+    return await target(ctx)
 
 
 def run_task(

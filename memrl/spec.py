@@ -10,11 +10,12 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from memrl.errors import ConfigError
 
@@ -46,6 +47,7 @@ from memrl.spec_sections import (  # noqa: F401 - re-exported: the task file is 
     EvalSpec,
     MCPServerSpec,
     MementoSpec,
+    ModelRef,
     ModelSpec,
     PromptSpec,
     RunSpec,
@@ -53,6 +55,7 @@ from memrl.spec_sections import (  # noqa: F401 - re-exported: the task file is 
     VerifierKind,
     VerifierSpec,
     _Strict,
+    as_model_spec,
 )
 
 
@@ -61,7 +64,7 @@ class TaskSpec(_Strict):
 
     name: str = "task"
     algorithm: Literal["evaluate", "tfgrpo", "memento"] = "evaluate"
-    model: ModelSpec = Field(default_factory=ModelSpec)
+    model: ModelRef = Field(default_factory=ModelSpec)
     data: DataSpec
     verifier: VerifierSpec = Field(default_factory=VerifierSpec)
     prompt: PromptSpec = Field(default_factory=PromptSpec)
@@ -77,11 +80,6 @@ class TaskSpec(_Strict):
 
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder of the task file.")
 
-    @field_validator("model", mode="before")
-    @classmethod
-    def _model_from_string(cls, v: Any) -> Any:
-        return {"name": v} if isinstance(v, str) else v
-
     @model_validator(mode="after")
     def _algorithm_defaults(self) -> TaskSpec:
         if self.algorithm == "tfgrpo" and self.tfgrpo is None:
@@ -92,6 +90,9 @@ class TaskSpec(_Strict):
 
 
 # ---------------------------------------------------------------- loading, interpolation, overrides
+
+#: Keys whose value names a model (a string or a mapping, see spec_sections.ModelRef).
+MODEL_FIELDS = frozenset({"model", "judge_model", "learner"})
 
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
@@ -135,8 +136,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise ConfigError(f"override {ov!r} has an empty key")
         node = raw
         for k in keys[:-1]:
-            if isinstance(node.get(k), str) and k == "model":
-                node[k] = {"name": node[k]}
+            if isinstance(node.get(k), str) and k in MODEL_FIELDS:  # `-c model.api_base=…` on `model: name`
+                node[k] = as_model_spec(node[k])
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {ov!r}: {k} is not a section")
@@ -152,6 +153,8 @@ def _fields_of(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             return []
         ann = cur.model_fields[part].annotation
         for cand in getattr(ann, "__args__", ()) or (ann,):
+            if typing.get_origin(cand) is typing.Annotated:  # e.g. ModelRef | None
+                cand = typing.get_args(cand)[0]
             if isinstance(cand, type) and issubclass(cand, BaseModel):
                 ann = cand
                 break

@@ -5,9 +5,9 @@ diversity, entropy, memento). `memrl.spec.TaskSpec` puts them together."""
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -45,6 +45,15 @@ class ModelSpec(_Strict):
                 "api_key_env takes the NAME of an environment variable (e.g. OPENAI_API_KEY), not the key itself"
             )
         return v
+
+
+def as_model_spec(value: Any) -> Any:
+    """The one place a model string becomes a model spec: `"openai/gpt-4o-mini"` -> `{"name": ...}`."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+#: A field that names a model: a model string or a full `ModelSpec` mapping, the same forms as `model:`.
+ModelRef = Annotated[ModelSpec, BeforeValidator(as_model_spec)]
 
 
 class DataSpec(_Strict):
@@ -89,7 +98,9 @@ class VerifierSpec(_Strict):
     case_sensitive: bool = False
     timeout_s: float = Field(default=10.0, gt=0)
     memory_mb: int = Field(default=512, ge=32)
-    judge_model: ModelSpec | None = None
+    judge_model: ModelRef | None = Field(
+        default=None, description="The judge for `kind: llm_judge`; the policy model by default."
+    )
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> VerifierSpec:
@@ -180,7 +191,7 @@ class TFGRPOSpec(_Strict):
     max_tokens: int | None = Field(
         default=None, ge=1, description="Rollout answer cap; eval.max_tokens by default."
     )
-    learner: ModelSpec | None = Field(
+    learner: ModelRef | None = Field(
         default=None, description="The model that writes lessons; the policy by default."
     )
     given_ground_truth: bool = Field(default=True, description="Show the learner the reference answer.")
@@ -218,16 +229,12 @@ class TFGRPOSpec(_Strict):
         "models copy a clipped example, cut and all).",
     )
     lesson_pattern: str | None = Field(
-        default=None,
+        default=r"^[A-Z][a-z]+ [^\n]{16,300}$",
         description="Regex every lesson must match, enforced by schema-constrained decoding where the provider "
-        "supports it (llama.cpp). Off by default: a lesson may carry a formula, a unit or an answer format; a "
-        "lesson that repeats a specific number or name of its own group's question is rejected instead.",
+        "supports it (llama.cpp). The default only asks for a sentence (a capitalised word, then at least 16 "
+        "more characters on one line), so a lesson may carry a formula, a unit or an answer format; a lesson "
+        "that repeats a specific number or name of its own group's question is rejected instead. null: off.",
     )
-
-    @field_validator("learner", mode="before")
-    @classmethod
-    def _learner_from_string(cls, v: Any) -> Any:
-        return {"name": v} if isinstance(v, str) else v
 
 
 class DiversitySpec(_Strict):

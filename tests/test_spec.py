@@ -93,3 +93,19 @@ def test_default_env_value(tmp_path):
     p = tmp_path / "task.yaml"
     p.write_text("model: ${env:MEMRL_TEST_UNSET_VAR:-local}\ndata: {source: x.jsonl}\n")
     assert load_spec(p).model.name == "local"
+
+
+def test_every_field_that_names_a_model_takes_the_forms_of_model():
+    """`verifier.judge_model` used to fail on a model string while `model:` took one."""
+    from memrl.spec import apply_overrides, spec_from_mapping
+
+    raw = {"name": "t", "data": {"source": "x.jsonl"}, "algorithm": "tfgrpo", "model": "openai/gpt-4o-mini",
+           "verifier": {"kind": "llm_judge", "judge_model": "openai/gpt-4o-mini"},
+           "tfgrpo": {"learner": {"name": "local", "n_ctx": 4096}}}  # fmt: skip
+    spec = spec_from_mapping(raw)
+    assert spec.verifier.judge_model.name == "openai/gpt-4o-mini" and spec.tfgrpo.learner.n_ctx == 4096
+    raw = apply_overrides(raw, ["verifier.judge_model.api_base=http://127.0.0.1:9", "tfgrpo.learner=local"])
+    spec = spec_from_mapping(raw)
+    assert spec.verifier.judge_model.api_base == "http://127.0.0.1:9" and spec.tfgrpo.learner.name == "local"
+    with pytest.raises(ConfigError, match="did you mean 'name'"):
+        spec_from_mapping(raw | {"verifier": {"kind": "llm_judge", "judge_model": {"nme": "x"}}})

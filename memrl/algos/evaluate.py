@@ -24,7 +24,7 @@ from memrl.tasks.base import Verifier
 from memrl.types import Item, ItemResult
 
 if TYPE_CHECKING:
-    from memrl.runner import Progress
+    from memrl.context import Progress
 
 __all__ = ["EvalResult", "evaluate_items"]
 

@@ -25,10 +25,10 @@ from typing import Any
 from memrl.algos.memento_agent import EpisodeTrace, run_episode
 from memrl.algos.memento_env import open_episode
 from memrl.algos.memento_q import QModel, distribution, select_cases
+from memrl.context import RunContext
 from memrl.memory import CaseRecord, Memory, SubtaskRecord, ToolCallRecord, open_memory
 from memrl.memory.records import MetaValue
 from memrl.metrics import mean_ci, score_items
-from memrl.runner import RunContext
 from memrl.runs import atomic_write
 from memrl.spec import MementoSpec
 from memrl.tools.base import Tool, short

@@ -25,15 +25,14 @@ from memrl.algos.advantage import learn_from_group
 from memrl.algos.evaluate import evaluate_items
 from memrl.algos.memento_q import Selection
 from memrl.algos.solved_cases import SolvedCases, render_solved
+from memrl.context import RunContext
 from memrl.diversity.injection import LessonVectors, approx_tokens, explore_subset, select_lessons
 from memrl.diversity.monitor import answer_key, check_collapse, group_diversity, library_diversity
 from memrl.entropy.tracking import api_entropy_bounds, lesson_kl, open_scorer, token_entropy
 from memrl.library import Library, curate, has_advantage
 from memrl.llm.base import LLM, Request
-from memrl.memory.embed import make_embedder
 from memrl.memory.records import LessonRecord
 from memrl.prompting import memory_block, policy_messages
-from memrl.runner import RunContext
 from memrl.runs import RunDir, atomic_write
 from memrl.spec import TFGRPOSpec
 from memrl.types import Item, Message, Rollout
@@ -288,12 +287,7 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
     state = run.read_json("state.json", default={"last_step": 0, "library_version": 0})
     library = Library.load(run.path, version=state["library_version"]) if state["last_step"] else Library()
     _trim_metrics(ctx, state["last_step"])
-    learner: LLM = ctx.llm
-    if cfg.learner is not None:
-        from memrl.llm.factory import build_llm
-
-        learner = build_llm(cfg.learner, cache=ctx.llm.cache, ledger=ctx.llm.ledger)
-    lr = Learning(ctx, library, learner, LessonVectors(make_embedder(spec.diversity.embedder)), state)
+    lr = Learning(ctx, library, ctx.learner, LessonVectors(ctx.embedder), state)
     if lr.cases is not None:  # back to the memory of the last finished step (a killed step wrote cases)
         lr.cases.restore(state["last_step"])
 

@@ -229,8 +229,9 @@ def run_soak(
     """A Training-Free GRPO run over the litellm adapter against a faulty server; returns the counts.
 
     Sets `MEMRL_SOAK_KEY` in the environment (a dummy key the adapter sends)."""
+    from memrl.context import RunContext
     from memrl.llm.managed import RetryPolicy
-    from memrl.runner import RunContext, run_task
+    from memrl.runner import run_task
     from memrl.runs import RunDir
     from memrl.spec import spec_from_mapping
 
