@@ -38,9 +38,10 @@ from memrl.algos.advantage import learn_from_group
 from memrl.diversity.injection import LessonVectors
 from memrl.errors import ConfigError
 from memrl.library import Library, Proposal, curate, has_advantage
+from memrl.library.store import ChromaLibraryStore, LibraryStore
 from memrl.llm.base import LLM
 from memrl.loop_thread import LoopThread
-from memrl.memory.base import Embedder, ExperienceStore
+from memrl.memory.base import Embedder
 from memrl.memory.records import LessonRecord
 from memrl.memory.store import Memory
 from memrl.policy_cases import CaseRetriever, LearnResult, Outcome, SimilarityCases
@@ -119,7 +120,7 @@ class MemoryPolicy:
             raise ConfigError(f"placement must be 'system' or 'user', got {placement!r}")
         if min_group < 2 or max_group < min_group:
             raise ConfigError("a learning group needs 2 <= min_group <= max_group outcomes")
-        self._store: ExperienceStore | None = memory.experience if library is None and memory else None
+        self._store: LibraryStore | None = ChromaLibraryStore(memory) if library is None and memory else None
         self.library = library if library is not None else Library()
         self.cases = cases or (SimilarityCases(memory.cases) if memory is not None else None)
         self.learner, self.tfgrpo = learner, tfgrpo or TFGRPOSpec()
@@ -382,7 +383,7 @@ class MemoryPolicy:
                 note=note,
             )
         if self._store is not None and changed:
-            self._store.upsert(changed)
+            self._store.save(work)  # new ids were claimed as added; counters go in as increments
         if self.save_to is not None and changed:
             self.export(self.save_to) if self.save_to.suffix == ".json" else self.save(self.save_to)
         result.cases_written = self._write_cases(new)
@@ -435,15 +436,10 @@ class MemoryPolicy:
         return self._vectors
 
     def _refresh(self, force: bool = False) -> None:
-        """Store mode: re-read the active lessons of the shared experience store."""
+        """Store mode: re-read the lessons of the shared store (`memrl.library.store.ChromaLibraryStore`)."""
         if self._store is None or (not force and time.monotonic() - self._read_at < self.refresh_s):
             return
-        records = self._store.all()
-        lib = Library()
-        lib.lessons = {r.id: r for r in records}
-        numbers = [int(m.group(1)) for r in records if (m := re.fullmatch(r"L(\d+)", r.id))]
-        lib.next_id = max(numbers, default=0) + 1
-        lib.commit(note="read from the experience store")
+        lib = self._store.load()
         with self._lock:
             self.library, self._read_at = lib, time.monotonic()
 

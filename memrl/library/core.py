@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,10 @@ class Library:
         self.version = 0
         self.graph = nx.DiGraph()
         self.versions: dict[int, dict[str, Any]] = {0: self._state()}
+        #: Where new ids come from; a shared store sets it so no two processes hand out the same id.
+        self.id_source: Callable[[], str] | None = None
+        #: The lessons as last read from or written to a store (`memrl.library.store`): it saves the changes.
+        self.baseline: dict[str, LessonRecord] = {}
 
     def copy(self) -> Library:
         """An independent copy to edit (records are immutable and committed versions never change, so only
@@ -58,6 +63,7 @@ class Library:
         other = Library.__new__(Library)
         other.lessons, other.next_id, other.version = dict(self.lessons), self.next_id, self.version
         other.graph, other.versions = self.graph.copy(), dict(self.versions)
+        other.id_source, other.baseline = self.id_source, dict(self.baseline)
         return other
 
     # ------------------------------------------------------------------ reading
@@ -87,7 +93,7 @@ class Library:
         if rare_success:
             meta["rare_success"] = True
         lesson = LessonRecord(
-            id=f"L{self.next_id:04d}",
+            id=self.id_source() if self.id_source else f"L{self.next_id:04d}",
             text=text,
             created_step=step,
             source_rollouts=list(sources or []),

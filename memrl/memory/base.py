@@ -152,6 +152,16 @@ class VectorIndex(Protocol):
         metadatas: list[dict[str, Any]],
     ) -> None: ...
 
+    def insert(
+        self,
+        ids: list[str],
+        embeddings: list[list[float]],
+        documents: list[str],
+        metadatas: list[dict[str, Any]],
+    ) -> None:
+        """Write rows whose ids are new; an id that exists keeps its row, silently (the first write wins)."""
+        ...
+
     def get(
         self, ids: list[str] | None = None, where: Where | None = None, include_embeddings: bool = False
     ) -> list[Row]: ...

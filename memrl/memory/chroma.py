@@ -97,6 +97,17 @@ class ChromaIndex:
                 metadatas=metadatas[i : i + step],
             )
 
+    def insert(
+        self,
+        ids: list[str],
+        embeddings: list[list[float]],
+        documents: list[str],
+        metadatas: list[dict[str, Any]],
+    ) -> None:
+        # chroma's `add` skips ids the collection holds already and keeps their rows (checked against
+        # `chroma run` and PersistentClient, chromadb 1.5: no error, first write wins).
+        self._col.add(ids=ids, embeddings=embeddings, documents=documents, metadatas=metadatas)
+
     def get(
         self, ids: list[str] | None = None, where: Where | None = None, include_embeddings: bool = False
     ) -> list[Row]:

@@ -95,6 +95,16 @@ class InMemoryIndex:
         for i, e, d, m in zip(ids, embeddings, documents, metadatas, strict=True):
             self._rows[i] = Row(i, d, dict(m), list(e))
 
+    def insert(
+        self,
+        ids: list[str],
+        embeddings: list[list[float]],
+        documents: list[str],
+        metadatas: list[dict[str, Any]],
+    ) -> None:
+        for i, e, d, m in zip(ids, embeddings, documents, metadatas, strict=True):
+            self._rows.setdefault(i, Row(i, d, dict(m), list(e)))
+
     def _copy(self, row: Row, emb: bool, sim: float | None = None) -> Row:
         return Row(row.id, row.document, dict(row.metadata), list(row.embedding or []) if emb else None, sim)
 
