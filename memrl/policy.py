@@ -5,8 +5,9 @@
     policy.record(task, trajectory, reward)             # an outcome; thread- and asyncio-safe
     policy.learn()                                      # one Training-Free GRPO update over recorded groups
 
-What goes into the prompt is `memrl.prompting.memory_block`, the renderer learning used, placed where the
-run placed it (system prompt by default), within `token_budget` tokens. Tokens are *estimated* by
+What goes into the prompt comes from the injection path learning used (`memrl.inject.build_memory`: lessons
+chosen by the `diversity` settings — relevance and MMR by default — then lessons and cases packed and
+rendered), placed where the run placed it (system prompt by default), within `token_budget` tokens. Tokens are *estimated* by
 `approx_tokens` (no tokenizer is loaded): pass `count_tokens=` for an exact count with your model's tokenizer.
 
 `learn()` groups recorded outcomes by query; a group of at least `min_group` outcomes whose rewards differ
@@ -35,8 +36,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from memrl.algos.advantage import learn_from_group
-from memrl.diversity.injection import LessonVectors
 from memrl.errors import ConfigError
+from memrl.inject import Injection, LessonVectors, approx_tokens, build_memory, render_case
+from memrl.inject.place import Placement, inject, query_text, trajectory_lines
 from memrl.library import Library, Proposal, curate, has_advantage
 from memrl.library.store import ChromaLibraryStore, LibraryStore
 from memrl.llm.base import LLM
@@ -47,8 +49,6 @@ from memrl.memory.store import Memory
 from memrl.policy_cases import CaseRetriever, LearnResult, Outcome, SimilarityCases
 from memrl.spec import DiversitySpec, ModelSpec, TFGRPOSpec, as_model_spec
 from memrl.types import Completion, Item, Message, Rollout, Verdict
-from memrl.wrap.messages import Placement, inject, query_text, trajectory_lines
-from memrl.wrap.packing import Injection, approx_tokens, pack, render_case
 
 __all__ = [
     "MemoryPolicy",
@@ -216,14 +216,9 @@ class MemoryPolicy:
         with self._lock:
             lessons = self.library.active()
         cases = self.cases.retrieve(query, self.max_cases) if self.cases and self.max_cases else []
-        shot = pack(
-            query,
-            lessons,
-            cases,
-            budget=self.token_budget,
-            max_lessons=self.max_lessons,
-            count=self.count_tokens,
-        )
+        vectors = self._lesson_vectors() if lessons and self.diversity.injection != "all" else None
+        shot = build_memory(query, lessons, cases, diversity=self.diversity, vectors=vectors,
+                            budget=self.token_budget, max_lessons=self.max_lessons, count=self.count_tokens)  # fmt: skip
         with self._lock:
             self._shown[_key(query)] = shot
             self._shown.move_to_end(_key(query))
@@ -463,7 +458,8 @@ def _as_group(group: list[Outcome]) -> tuple[Item, list[Rollout]]:
 
 
 def _run_options(path: Path) -> dict[str, Any]:
-    """The run's memory placement and tfgrpo settings, so deployment places memory as learning did. When the
+    """The run's memory placement, diversity and tfgrpo settings, so deployment selects and places memory as
+    learning did. When the
     whole spec does not validate (an older memrl wrote `<redacted>` over every `*_tokens` setting), the two
     sections are read on their own, without the hidden values."""
     import yaml
@@ -473,7 +469,8 @@ def _run_options(path: Path) -> dict[str, Any]:
 
     try:
         spec = RunDir(path).load_spec()
-        return {"placement": spec.prompt.memory_placement} | ({"tfgrpo": spec.tfgrpo} if spec.tfgrpo else {})
+        found: dict[str, Any] = {"placement": spec.prompt.memory_placement, "diversity": spec.diversity}
+        return found | ({"tfgrpo": spec.tfgrpo} if spec.tfgrpo else {})
     except (ConfigError, OSError, ValueError) as e:
         whole = e
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memrl.diversity.injection import LessonVectors
+from memrl.inject import LessonVectors
 from memrl.library import Library
 from memrl.library.controls import dedup_merge
 from memrl.memory.embed import make_embedder

@@ -15,7 +15,7 @@ import re
 import pytest
 
 from memrl.algos.advantage import _lessons_schema, hide_reference
-from memrl.diversity.injection import LessonVectors
+from memrl.inject import LessonVectors
 from memrl.library import Library, Op, Proposal, curate, reconcile
 from memrl.library.controls import prune, sign_test
 from memrl.llm.base import Request
@@ -215,3 +215,13 @@ def test_an_all_half_group_reaches_the_learner_on_neither_entry_point(tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(pytest.main([__file__, "-q"]))
+
+
+def test_a_copy_of_the_learners_own_format_example_is_not_a_lesson():
+    """SmolLM2-135M answered '<the new lesson, in full>' and '...' once the lesson pattern stopped forcing text."""
+    from memrl.algos.advantage import _instructions, echoes_instructions
+
+    fixed = _instructions("tfgrpo_propose", library=[], lessons=[], max_ops=3, word_cap=32)
+    assert echoes_instructions("<the new lesson, in full>", fixed)
+    assert echoes_instructions("The new lesson, in full", fixed) and echoes_instructions("...", fixed)
+    assert not echoes_instructions(FORMULA, fixed)

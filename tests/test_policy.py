@@ -11,15 +11,14 @@ import yaml
 
 from memrl import MemoryPolicy
 from memrl.errors import ConfigError
+from memrl.inject import approx_tokens, memory_block, policy_messages
 from memrl.library import Library
 from memrl.llm.base import Request
 from memrl.memory import CaseRecord, HashEmbedder, LessonRecord, open_memory
 from memrl.policy import Outcome, SimilarityCases
-from memrl.prompting import memory_block, policy_messages
-from memrl.spec import PromptSpec
+from memrl.spec import DiversitySpec, PromptSpec
 from memrl.testing import ScriptedLLM
 from memrl.types import Item, Message
-from memrl.wrap.packing import approx_tokens
 
 LESSONS = [
     "When adding several numbers, add them in pairs and check each partial sum",
@@ -116,13 +115,15 @@ def test_token_budget_holds_and_prefers_lessons_related_to_the_query():
     target = "When converting miles to kilometres, multiply the miles by one point six"
     lib = library([*filler[:5], target, *filler[5:]])
     full = memory_block(lib.texts())
-    policy = MemoryPolicy(lib, token_budget=60)
+    # library order, no lesson budget: what pack alone does (the default MMR order is tested against a run)
+    plain = {"diversity": DiversitySpec(injection="all", max_memory_tokens=None)}
+    policy = MemoryPolicy(lib, token_budget=60, **plain)
     shot = policy.memory("How many kilometres are 5 miles? Convert miles to kilometres.")
     assert approx_tokens(full) > 60 >= shot.tokens == approx_tokens(shot.text)
     assert target in shot.text and 1 <= len(shot.lessons) < len(lib)
     ids = [x.id for x in lib.active()]
     assert shot.lessons == sorted(shot.lessons, key=ids.index), "shown in library order"
-    assert MemoryPolicy(lib, token_budget=10_000).memory("x").text == full, "everything fits: all, as learned"
+    assert MemoryPolicy(lib, token_budget=10_000, **plain).memory("x").text == full, "everything fits: all"
     assert MemoryPolicy(lib, token_budget=5).memory("x").text == "", "nothing fits: nothing injected"
     assert len(MemoryPolicy(lib, max_lessons=2).memory("x").lessons) == 2
 

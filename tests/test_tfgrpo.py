@@ -178,7 +178,7 @@ def _lib() -> Library:
 def _curate(props, lib, learner=None, **tf):
     import asyncio
 
-    from memrl.diversity.injection import LessonVectors
+    from memrl.inject import LessonVectors
     from memrl.library import curate
     from memrl.memory.embed import make_embedder
     from memrl.spec import DiversitySpec

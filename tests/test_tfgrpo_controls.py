@@ -160,3 +160,22 @@ def test_the_collapse_alarm_raises_the_next_steps_rollout_temperature(tmp_path):
     temps = {round(req.temperature, 6) for req in rec.policy_requests
              if json.dumps([m.model_dump() for m in req.messages]) in step2}  # fmt: skip
     assert temps == {0.9}
+
+
+def test_a_policy_loaded_from_the_run_injects_what_the_run_evaluated_with(tmp_path):
+    """One injection path: `MemoryPolicy.load(run).augment` gives a held-out prompt exactly the memory (same
+    lessons, same MMR order, same budget, same place) that the run's own evaluation showed."""
+    from memrl.inject import policy_messages
+    from memrl.policy import MemoryPolicy
+    from memrl.types import Item
+
+    rec = Recorder([NEAR_A, OTHER])
+    s = spec(tmp_path, diversity={"embedder": "minilm-l6-v2-int8"})
+    run_task(s, run_dir=tmp_path / "r", client=FunctionClient(rec))
+    policy = MemoryPolicy.load(tmp_path / "r", embedder="minilm-l6-v2-int8")
+    evals = rec.policy_requests[-8:]
+    assert policy.library.texts() and all(shown(r) for r in evals)
+    for req in evals[::2]:
+        question = req.messages[-1].content
+        bare = policy_messages(s.prompt, Item(id="x", question=question))
+        assert policy.augment(bare) == list(req.messages)

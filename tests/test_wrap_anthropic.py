@@ -9,11 +9,14 @@ from anthropic import Anthropic, AsyncAnthropic
 from test_policy import LESSONS, library
 
 from memrl import MemoryPolicy
-from memrl.prompting import memory_block
+from memrl.inject import memory_block
+from memrl.spec import DiversitySpec
 from memrl.testing import Action, FakeAnthropicServer
 from memrl.wrap import wrap_anthropic
 
 BLOCK = memory_block(LESSONS)
+#: Library order: these tests check the wire, not which lessons are chosen (tests/test_tfgrpo_controls.py does)
+PLAIN = DiversitySpec(injection="all")
 
 
 def calculator_model(body: dict) -> str | list[dict]:
@@ -48,7 +51,7 @@ def client(server, policy, cls=Anthropic):
     ],
 )  # fmt: skip
 def test_messages_create_carries_memory_in_system(server, system, expected):
-    c = client(server, MemoryPolicy(library()))
+    c = client(server, MemoryPolicy(library(), diversity=PLAIN))
     kw = {"system": system} if system is not None else {}
     # anthropic 2.x has no temperature argument on messages.create: it travels in extra_body
     msg = c.messages.create(
@@ -62,7 +65,7 @@ def test_messages_create_carries_memory_in_system(server, system, expected):
 
 
 def test_a_tool_loop_keeps_the_task_as_the_query_and_user_placement_puts_memory_there(server):
-    c = client(server, MemoryPolicy(library(), placement="user"))
+    c = client(server, MemoryPolicy(library(), diversity=PLAIN, placement="user"))
     msgs: list[dict] = [{"role": "user", "content": "Add 2 and 3 with the calculator."}]
     tools = [{"name": "calc", "description": "evaluate", "input_schema": {"type": "object"}}]
     for _ in range(3):
@@ -83,7 +86,7 @@ def test_a_tool_loop_keeps_the_task_as_the_query_and_user_placement_puts_memory_
 
 
 def test_stream_count_tokens_and_raw_responses_are_augmented(server):
-    c = client(server, MemoryPolicy(library()))
+    c = client(server, MemoryPolicy(library(), diversity=PLAIN))
     msgs = [{"role": "user", "content": "Add 2 and 3."}]
     with c.messages.stream(model="claude-test", max_tokens=64, messages=msgs, system="S") as stream:
         final = stream.get_final_message()
@@ -101,14 +104,14 @@ def test_errors_pass_through_unchanged():
     import anthropic
 
     with FakeAnthropicServer(script=[Action(status=429, headers={"retry-after": "0"})]) as srv:
-        c = client(srv, MemoryPolicy(library()))
+        c = client(srv, MemoryPolicy(library(), diversity=PLAIN))
         with pytest.raises(anthropic.RateLimitError):
             c.messages.create(model="m", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
         assert srv.messages()[0]["system"] == BLOCK
 
 
 async def test_async_client_from_50_concurrent_tasks(server):
-    policy = MemoryPolicy(library())
+    policy = MemoryPolicy(library(), diversity=PLAIN)
     c = client(server, policy, AsyncAnthropic)
 
     async def ask(i: int) -> None:

@@ -8,11 +8,14 @@ import pytest
 from test_policy import LESSONS, library
 
 from memrl import MemoryPolicy
-from memrl.prompting import memory_block
+from memrl.inject import memory_block
+from memrl.spec import DiversitySpec
 from memrl.testing import Action, FakeOpenAIServer
 from memrl.wrap import wrap_litellm
 
 BLOCK = memory_block(LESSONS)
+#: Library order: these tests check the wire, not which lessons are chosen (tests/test_tfgrpo_controls.py does)
+PLAIN = DiversitySpec(injection="all")
 
 
 @pytest.fixture
@@ -23,7 +26,7 @@ def server():
 
 def test_litellm_completion_carries_memory(server, monkeypatch):
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    llm = wrap_litellm(MemoryPolicy(library()))
+    llm = wrap_litellm(MemoryPolicy(library(), diversity=PLAIN))
     msgs = [{"role": "user", "content": "2 + 2?"}]
     r = llm.completion("openai/gpt-test", msgs, api_base=server.api_base, api_key="sk-test", num_retries=0)
     assert r.choices[0].message.content == "42"

@@ -9,11 +9,14 @@ from openai import AsyncOpenAI, OpenAI
 from test_policy import LESSONS, library
 
 from memrl import MemoryPolicy
-from memrl.prompting import memory_block
+from memrl.inject import memory_block
+from memrl.spec import DiversitySpec
 from memrl.testing import Action, FakeOpenAIServer
 from memrl.wrap import unwrap, wrap_openai
 
 BLOCK = memory_block(LESSONS)
+#: Library order: these tests check the wire, not which lessons are chosen (tests/test_tfgrpo_controls.py does)
+PLAIN = DiversitySpec(injection="all")
 
 
 @pytest.fixture
@@ -27,7 +30,7 @@ def client(server, policy, cls=OpenAI):
 
 
 def test_chat_completions_carry_memory_in_the_system_message(server):
-    c = client(server, MemoryPolicy(library()))
+    c = client(server, MemoryPolicy(library(), diversity=PLAIN))
     msgs = [{"role": "system", "content": "You are an agent."}, {"role": "user", "content": "Add 2 and 3."}]
     reply = c.chat.completions.create(model="gpt-test", messages=msgs, temperature=0)
     assert reply.choices[0].message.content == "42"
@@ -38,7 +41,7 @@ def test_chat_completions_carry_memory_in_the_system_message(server):
 
 
 def test_user_placement_and_an_explicit_query(server):
-    policy = MemoryPolicy(library(), placement="user", token_budget=40)
+    policy = MemoryPolicy(library(), diversity=PLAIN, placement="user", token_budget=40)
     c = client(server, policy)
     c.chat.completions.create(model="m", messages=[{"role": "user", "content": "hello"}], memrl_query="units")
     body = server.requests[-1]["body"]
@@ -48,7 +51,7 @@ def test_user_placement_and_an_explicit_query(server):
 
 
 def test_every_route_to_chat_completions_is_augmented(server):
-    c = client(server, MemoryPolicy(library()))
+    c = client(server, MemoryPolicy(library(), diversity=PLAIN))
     msgs = [{"role": "user", "content": "2 + 2?"}]
     raw = c.chat.completions.with_raw_response.create(model="m", messages=msgs)
     assert raw.parse().choices[0].message.content == "42"
@@ -60,17 +63,17 @@ def test_every_route_to_chat_completions_is_augmented(server):
 
 
 def test_responses_api_gets_memory_in_instructions_or_input(server):
-    c = client(server, MemoryPolicy(library()))
+    c = client(server, MemoryPolicy(library(), diversity=PLAIN))
     c.responses.create(model="m", input="Add 2 and 3.", instructions="Be brief.")
     assert server.requests[-1]["path"].endswith("/responses")
     assert server.requests[-1]["body"]["instructions"] == f"Be brief.\n\n{BLOCK}"
-    c = client(server, MemoryPolicy(library(), placement="user"))
+    c = client(server, MemoryPolicy(library(), diversity=PLAIN, placement="user"))
     c.responses.create(model="m", input="Add 2 and 3.")
     assert server.requests[-1]["body"]["input"] == f"{BLOCK}\n\nAdd 2 and 3."
 
 
 async def test_async_client_carries_memory_from_50_concurrent_tasks(server):
-    policy = MemoryPolicy(library())
+    policy = MemoryPolicy(library(), diversity=PLAIN)
     c = client(server, policy, AsyncOpenAI)
 
     async def ask(i: int) -> str:

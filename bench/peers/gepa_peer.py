@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench.peers.base import PeerContext, PeerResult
-from memrl.prompting import policy_messages
+from memrl.inject import policy_messages
 from memrl.spec import PromptSpec
 from memrl.types import Item
 

@@ -4,6 +4,7 @@ summaries with their rewards to extract at most N lessons, and propose library e
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
 
@@ -16,6 +17,8 @@ from memrl.prompts import load_prompt
 from memrl.spec import TFGRPOSpec
 from memrl.structured import ask_structured
 from memrl.types import Item, Rollout
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Op",
@@ -68,6 +71,21 @@ def _ops_schema(cfg: TFGRPOSpec, ids: list[str]) -> dict[str, Any]:
     }
 
 
+_WORDS = re.compile(r"[a-z0-9]+")
+
+
+def echoes_instructions(text: str, prompt: str) -> bool:
+    """Did the learner copy a piece of its own instructions (a format example such as "<the new lesson, in
+    full>") instead of writing a lesson? Small models do; such a text is dropped, with a log line."""
+    words = " ".join(_WORDS.findall(text.lower()))
+    return not words or f" {words} " in f" {' '.join(_WORDS.findall(prompt.lower()))} "
+
+
+def _instructions(name: str, **variables: Any) -> str:
+    """A learner prompt with no problem, attempts, library or lessons in it: only its fixed text."""
+    return "\n".join(m.content for m in load_prompt(name).messages(**variables))
+
+
 def hide_reference(text: str, reference: str | None) -> str:
     """`text` with the reference answer blanked out (a verdict's reason often quotes it: "expected 42")."""
     ref = (reference or "").strip()
@@ -106,7 +124,12 @@ async def extract_lessons(
         llm, msgs, _Lessons, schema=_lessons_schema(cfg), phase="learner", salt=salt,
         temperature=cfg.learner_temperature, max_tokens=cfg.learner_max_tokens,
     )  # fmt: skip
-    return [s.strip() for s in (out.lessons if out else []) if s.strip()][: cfg.lessons_per_group]
+    fixed = _instructions("tfgrpo_extract", question="", ground_truth=None, attempts=[], library=[],
+                          max_lessons=cfg.lessons_per_group, word_cap=cfg.word_cap)  # fmt: skip
+    lessons = [t.strip() for t in (out.lessons if out else []) if t.strip()]
+    for t in [t for t in lessons if echoes_instructions(t, fixed)]:
+        log.info("dropped a lesson that copies the instructions: %r", t)
+    return [t for t in lessons if not echoes_instructions(t, fixed)][: cfg.lessons_per_group]
 
 
 async def propose_ops(
@@ -120,7 +143,13 @@ async def propose_ops(
         llm, msgs, _Ops, schema=_ops_schema(cfg, [x.id for x in library]), phase="learner", salt=salt,
         temperature=cfg.learner_temperature, max_tokens=cfg.learner_max_tokens,
     )  # fmt: skip
-    return (out.operations if out else [])[: cfg.ops_per_query]
+    fixed = _instructions(
+        "tfgrpo_propose", library=[], lessons=[], max_ops=cfg.ops_per_query, word_cap=cfg.word_cap
+    )
+    ops = (out.operations if out else [])[: cfg.ops_per_query]
+    for o in [o for o in ops if o.content and echoes_instructions(o.content, fixed)]:
+        log.info("dropped a %s whose text copies the instructions: %r", o.op, o.content)
+    return [o for o in ops if not (o.content and echoes_instructions(o.content, fixed))]
 
 
 async def learn_from_group(

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from memrl.errors import AuthenticationError
+from memrl.inject import policy_messages
 from memrl.llm.base import LLM, Request
 from memrl.metrics import Score, score_items
-from memrl.prompting import policy_messages
 from memrl.runs import RunDir
 from memrl.spec import EvalSpec, PromptSpec
 from memrl.tasks.base import Verifier

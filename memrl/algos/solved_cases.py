@@ -27,17 +27,11 @@ from memrl.runs import atomic_write
 from memrl.spec import CaseRetrievalSpec
 from memrl.types import Item, Rollout
 
-__all__ = ["SolvedCases", "LeakError", "render_solved"]
+__all__ = ["SolvedCases", "LeakError"]
 
 
 class LeakError(RuntimeError):
     """A held-out item was about to enter memory."""
-
-
-def render_solved(case: CaseRecord) -> str:
-    """A case as a worked example: the problem, then the policy's own verified solution."""
-    solution = case.trajectory[0] if case.trajectory else case.outcome
-    return f"Problem: {case.task}\nSolution: {solution}"
 
 
 def _case_id(item: Item) -> str:

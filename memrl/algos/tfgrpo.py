@@ -24,27 +24,38 @@ from typing import Any
 from memrl.algos.advantage import learn_from_group
 from memrl.algos.evaluate import evaluate_items
 from memrl.algos.memento_q import Selection
-from memrl.algos.solved_cases import SolvedCases, render_solved
+from memrl.algos.solved_cases import SolvedCases
 from memrl.context import RunContext
-from memrl.diversity.injection import LessonVectors, approx_tokens, explore_subset, select_lessons
 from memrl.diversity.monitor import answer_key, check_collapse, group_diversity, library_diversity
 from memrl.entropy.tracking import api_entropy_bounds, lesson_kl, open_scorer, token_entropy
+from memrl.inject import (
+    LessonVectors,
+    approx_tokens,
+    explore_subset,
+    pack,
+    policy_messages,
+    render_solved,
+    select_lessons,
+)
 from memrl.library import Library, curate, has_advantage
 from memrl.llm.base import LLM, Request
 from memrl.memory.records import LessonRecord
-from memrl.prompting import memory_block, policy_messages
 from memrl.runs import RunDir, atomic_write
 from memrl.spec import TFGRPOSpec
 from memrl.types import Item, Message, Rollout
-from memrl.wrap.packing import pack
 
 __all__ = ["run_tfgrpo", "rollout_group"]
 
 log = logging.getLogger(__name__)
 
 
+#: The memory budget once worked cases are on and `tfgrpo.memory_tokens` is not set.
+CASES_BUDGET = 1200
+
+
 def library_memory(lessons: list[LessonRecord]) -> str:
-    return memory_block([x.text for x in lessons])
+    """The block for these lessons alone, all of them (for the KL sharpening of one lesson)."""
+    return pack("", lessons, [], budget=10**9).text
 
 
 class Learning:
@@ -90,11 +101,10 @@ class Learning:
         return select_lessons(self.library.active(), item.question, self.vectors, self.dcfg)
 
     def memory(self, item: Item, lessons: list[LessonRecord], cases: Selection | None = None) -> str:
-        """The memory block for one prompt: lessons alone as before, or lessons then cases in one budget."""
-        if self.cases is None and self.cfg.memory_tokens is None:
-            return library_memory(lessons)
+        """The memory block for one prompt: the chosen lessons, then cases, in one budget (no cap for lessons
+        alone unless `tfgrpo.memory_tokens` sets one: the lesson budget is `diversity.max_memory_tokens`)."""
         records = [h.record for h in cases.hits] if cases else []
-        budget = self.cfg.memory_tokens or 1200
+        budget = self.cfg.memory_tokens or (CASES_BUDGET if self.cases is not None else 10**9)
         return pack(item.question, lessons, records, budget=budget, render=render_solved).text
 
     def eval_memory(self, item: Item) -> str:

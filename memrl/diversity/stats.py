@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from memrl.diversity.injection import LessonVectors, approx_tokens
 from memrl.diversity.monitor import library_diversity
+from memrl.inject.select import LessonVectors, approx_tokens
 from memrl.library import Library
 from memrl.memory.embed import make_embedder
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from memrl.diversity.injection import LessonVectors
+from memrl.inject.select import LessonVectors
 from memrl.library.core import Library
 from memrl.library.edits import Edit, Rejection
 from memrl.memory.records import LessonRecord

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from memrl.diversity.injection import LessonVectors
+from memrl.inject.select import LessonVectors
 from memrl.library.controls import SAME_TEXT, bound_edits, cap_adds, dedup_merge, prune
 from memrl.library.core import Library
 from memrl.library.edits import Edit, Proposal, Rejection, apply_edits, fold, reconcile, same_text

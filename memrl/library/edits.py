@@ -27,7 +27,6 @@ __all__ = [
     "Rejection",
     "reconcile",
     "apply_edits",
-    "jaccard",
     "copied_specifics",
     "same_text",
     "fold",
@@ -73,11 +72,6 @@ class Rejection(BaseModel):
     content: str | None
     item_id: str
     reason: str
-
-
-def jaccard(a: str, b: str) -> float:
-    wa, wb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
-    return len(wa & wb) / len(wa | wb) if wa and wb else 0.0
 
 
 def same_text(a: str, b: str) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from memrl.wrap.messages import Placement
+from memrl.inject.place import Placement
 
 if TYPE_CHECKING:
     from memrl.policy import MemoryPolicy

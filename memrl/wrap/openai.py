@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from memrl.inject.place import Placement, add_text, inject, query_text
 from memrl.wrap._proxy import Route, Wrapped
-from memrl.wrap.messages import Placement, add_text, inject, query_text
 
 if TYPE_CHECKING:
     from memrl.policy import MemoryPolicy

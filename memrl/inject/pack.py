@@ -6,30 +6,26 @@ none of their tokenizers. Pass an exact counter (e.g. your model's tokenizer) as
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
-from memrl.library.edits import jaccard
+from memrl.inject.render import memory_block, render_case
 from memrl.memory.records import CaseRecord, LessonRecord
-from memrl.prompting import memory_block
 from memrl.tokens import approx_tokens
 
-__all__ = ["Injection", "approx_tokens", "pack", "render_case"]
+__all__ = ["Injection", "approx_tokens", "pack"]
 
 
-#: Pieces a BPE pre-tokenizer would split apart: letter runs, single digits, other non-ASCII characters,
-#: newlines, runs of spaces, single punctuation marks.
-def render_case(case: CaseRecord, max_steps: int = 6, max_chars: int = 240) -> str:
-    """A case as worked-example text: the task, its first steps (each cut to `max_chars`), how it went."""
-    steps = [s if len(s) <= max_chars else s[: max_chars - 1] + "…" for s in case.trajectory[:max_steps]]
-    if len(case.trajectory) > max_steps:
-        steps.append(f"… ({len(case.trajectory) - max_steps} more steps)")
-    how = "succeeded" if case.success else "failed"
-    lines = [f"Task: {case.task}", *(f"  {s}" for s in steps)]
-    lines.append(f"Result: {how} (reward {case.reward:g}){': ' + case.outcome if case.outcome else ''}")
-    return "\n".join(lines)
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _overlap(a: str, b: str) -> float:
+    """Word overlap (Jaccard) of two texts: the relevance `pack` ranks by when no embedder chose."""
+    wa, wb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
+    return len(wa & wb) / len(wa | wb) if wa and wb else 0.0
 
 
 class Injection(BaseModel):
@@ -72,7 +68,7 @@ def pack(
         )
     ranked = sorted(
         range(len(lessons)),
-        key=lambda i: -(jaccard(query, lessons[i].text) + 0.01 * _helpfulness(lessons[i])),
+        key=lambda i: -(_overlap(query, lessons[i].text) + 0.01 * _helpfulness(lessons[i])),
     )[:cap]
     lesson_head = count(_render(("x",), ())) - count("x")  # the lessons header and a bullet
     case_head = count(_render(("x",), ("y",))) - count(_render(("x",), ())) - count("y")

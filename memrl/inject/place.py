@@ -1,4 +1,7 @@
-"""Chat messages in the shapes apps actually send, and where learned memory goes in them.
+"""Where memory goes in the messages: `policy_messages` builds the policy's own prompt for an item (learning,
+evaluation, the bench), and `inject` places the same block into the chat messages apps actually send.
+
+The same placement (`system` by default, or `user`) is used while learning and when deployed.
 
 Three shapes are understood: memrl's `Message`, OpenAI chat dicts (`content` a string or a list of parts
 such as `{"type": "text", "text": ...}`) and Anthropic message dicts (the same, with `tool_use` and
@@ -16,9 +19,12 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from memrl.types import Message
+from memrl.prompts import render
+from memrl.spec import PromptSpec
+from memrl.types import Item, Message
 
 __all__ = [
+    "policy_messages",
     "Placement",
     "content_text",
     "query_index",
@@ -159,3 +165,16 @@ def trajectory_lines(trajectory: str | Sequence[Any]) -> list[str]:
         if text:
             lines.append(f"{role}: {text}")
     return lines
+
+
+def policy_messages(prompt: PromptSpec, item: Item, memory: str = "") -> list[Message]:
+    """The policy's messages for one item, with the memory block placed where the task file says."""
+    system = render(prompt.system, question=item.question, meta=item.meta)
+    user = render(prompt.template, question=item.question, meta=item.meta)
+    if memory:
+        if prompt.memory_placement == "system":
+            system = f"{system}\n\n{memory}" if system else memory
+        else:
+            user = f"{memory}\n\n{user}"
+    msgs = [Message.system(system)] if system else []
+    return [*msgs, Message.user(user)]
