@@ -88,5 +88,5 @@ def test_cli_lists_models(monkeypatch, tmp_path):
     monkeypatch.setenv("MEMRL_MODEL_CACHE", str(tmp_path))
     res = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    assert "qwen2.5-coder-1.5b" in res.output and "memrl[qwen-1.5b]" in res.output
+    assert "qwen2.5-coder-1.5b" in res.output and "memrl[qwen-1-5b]" in res.output
     assert sys.executable  # the command needs no model server

