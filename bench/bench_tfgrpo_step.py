@@ -6,18 +6,26 @@ proposals, reconciliation, library write, checkpoint); the server records every 
 same bodies are sent again with plain `litellm.acompletion` at the same concurrency. The ratio is the
 wall time memrl adds around the model calls (cache, ledger, retries, prompts, parsing, file writes).
 
-    python bench/bench_tfgrpo_step.py            # 4 steps of 8 queries x 8 rollouts
-    python bench/bench_tfgrpo_step.py --smoke    # 1 step of 4 x 4 (CI)
+Each repeat pairs one memrl run with one replay of its requests, in alternating order, and the figure is
+the median of the per-repeat ratios (a pair runs seconds apart, so load that comes and goes hits both
+sides alike). A small unmeasured run first pays the one-off imports. A full run merges its figure into
+bench/results/performance.json under `tfgrpo_overhead_ratio`.
+
+    python bench/bench_tfgrpo_step.py            # 4 steps of 8 queries x 8 rollouts, 5 repeats
+    python bench/bench_tfgrpo_step.py --smoke    # 1 step of 4 x 4 (CI), saves nothing
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import re
+import shlex
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -105,34 +113,82 @@ async def replay(bodies: list[dict[str, Any]], api_base: str, concurrency: int) 
     return time.perf_counter() - t0
 
 
+RESULTS = Path(__file__).parent / "results" / "performance.json"
+
+
+def run_memrl(steps: int, batch: int, group: int) -> tuple[float, list[dict[str, Any]]]:
+    """One memrl run on a fresh server: wall seconds and the request bodies it sent."""
+    with tempfile.TemporaryDirectory() as d, InstantServer() as srv:
+        tmp = Path(d)
+        spec = make_spec(tmp, srv.api_base, steps, batch, group)
+        client = LiteLLMClient("openai/fake", api_base=srv.api_base, local=True)
+        t0 = time.perf_counter()
+        res = run_task(spec, run_dir=tmp / "run", client=client)
+        wall = time.perf_counter() - t0
+        assert res.status == "finished", res.message
+        return wall, [r["body"] for r in srv.requests]
+
+
+def run_direct(bodies: list[dict[str, Any]]) -> float:
+    with InstantServer() as srv:
+        return asyncio.run(replay(bodies, srv.api_base, 8))
+
+
+def save(value: float, load: tuple[float, ...], path: Path = RESULTS) -> None:
+    """Merge this figure into the results file, keeping every other key."""
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data["tfgrpo_overhead_ratio"] = {
+        "value": round(value, 3),
+        "command": shlex.join(["python", "bench/bench_tfgrpo_step.py", *sys.argv[1:]]),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "load": [round(x, 2) for x in load],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-save", action="store_true", help=f"do not write {RESULTS.name}")
     args = ap.parse_args()
     steps, batch, group = (1, 4, 4) if args.smoke else (4, 8, 8)
     repeats = 1 if args.smoke else args.repeats
-    memrl_s, direct_s, n_req = [], [], 0
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as d, InstantServer() as srv:
-            tmp = Path(d)
-            spec = make_spec(tmp, srv.api_base, steps, batch, group)
-            client = LiteLLMClient("openai/fake", api_base=srv.api_base, local=True)
-            t0 = time.perf_counter()
-            res = run_task(spec, run_dir=tmp / "run", client=client)
-            memrl_s.append(time.perf_counter() - t0)
-            assert res.status == "finished", res.message
-            bodies = [r["body"] for r in srv.requests]
-            n_req = len(bodies)
-            direct_s.append(asyncio.run(replay(bodies, srv.api_base, 8)))
-    m, dct = statistics.median(memrl_s), statistics.median(direct_s)
+    load0 = os.getloadavg()
+    if not args.smoke:
+        run_direct(run_memrl(1, 4, 4)[1])  # warm-up: imports and first-use costs, unmeasured
+    rows = []  # (memrl wall, direct wall)
+    bodies: list[dict[str, Any]] = []
+    for i in range(repeats):
+        if i % 2:  # direct first, replaying the previous run's requests (the same ones: answers are a
+            dw = run_direct(bodies)  # function of the request)
+            mw, bodies = run_memrl(steps, batch, group)
+        else:
+            mw, bodies = run_memrl(steps, batch, group)
+            dw = run_direct(bodies)
+        rows.append((mw, dw))
+    load1 = os.getloadavg()
+    n_req = len(bodies)
+    ratios = [mw / dw for mw, dw in rows]
+    m, dct = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
     print(
         f"training steps: {steps} x {batch} queries x {group} rollouts (+ 2 held-out evaluations of 1 item)"
     )
     print(f"requests per run: {n_req}")
     print(f"memrl run_task:   {m:.3f} s  ({1000 * m / n_req:.2f} ms/request)")
     print(f"direct litellm:   {dct:.3f} s  ({1000 * dct / n_req:.2f} ms/request)")
-    print(f"overhead ratio (memrl / direct): {m / dct:.2f}x   (median of {repeats})")
+    ratio = statistics.median(ratios)
+    print(
+        f"overhead ratio (memrl / direct): {ratio:.2f}x   (median of {repeats} paired repeats, "
+        f"range {min(ratios):.2f}-{max(ratios):.2f})"
+    )
+    print(f"load average: {' '.join(f'{x:.2f}' for x in load0)} at start, {load1[0]:.2f} at end")
+    if not (args.smoke or args.no_save):
+        save(ratio, load0)
+        print(f"saved to {RESULTS}")
 
 
 if __name__ == "__main__":
