@@ -35,7 +35,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from memrl.algos.advantage import learn_from_group
+from memrl.algos.tfgrpo.advantage import learn_from_group
+from memrl.cases import CaseRetriever, SimilarityCases
 from memrl.errors import ConfigError
 from memrl.inject import Injection, LessonVectors, approx_tokens, build_memory, render_case
 from memrl.inject.place import Placement, inject, query_text, trajectory_lines
@@ -46,7 +47,7 @@ from memrl.loop_thread import LoopThread
 from memrl.memory.base import Embedder
 from memrl.memory.records import LessonRecord
 from memrl.memory.store import Memory
-from memrl.policy_cases import CaseRetriever, LearnResult, Outcome, SimilarityCases
+from memrl.policy_cases import CaseSource, LearnResult, Outcome
 from memrl.spec import DiversitySpec, ModelSpec, TFGRPOSpec, as_model_spec
 from memrl.types import Completion, Item, Message, Rollout, Verdict
 
@@ -56,6 +57,7 @@ __all__ = [
     "Outcome",
     "LearnResult",
     "CaseRetriever",
+    "CaseSource",
     "SimilarityCases",
     "approx_tokens",
     "render_case",
@@ -81,7 +83,8 @@ class MemoryPolicy:
       `memory`       a `memrl.memory.Memory`; with `library=None` its experience store holds the lessons (a
                      chroma directory or server shared by processes, re-read every `refresh_s` seconds), and
                      cases are retrieved from its case store by similarity.
-      `cases`        any `CaseRetriever` instead (e.g. a Q-ranked one); `max_cases` per prompt.
+      `cases`        a `CaseRetriever` (e.g. `mode="q"`: ranked by a utility learned from the rewards of the
+                     outcomes each case was shown to) or any `CaseSource`; `max_cases` per prompt.
     What is injected: `placement` (`system` | `user`, as in learning), `token_budget` (estimated with
       `count_tokens`), `max_lessons`.
     Learning: `learner` (an `LLM`, `ModelSpec` or model string such as `"local"`) with `tfgrpo` and
@@ -97,7 +100,7 @@ class MemoryPolicy:
         library: Library | None = None,
         *,
         memory: Memory | None = None,
-        cases: CaseRetriever | None = None,
+        cases: CaseSource | None = None,
         learner: LLM | ModelSpec | str | None = None,
         tfgrpo: TFGRPOSpec | None = None,
         diversity: DiversitySpec | None = None,

@@ -1,20 +1,17 @@
-"""What a MemoryPolicy records and returns (outcomes, learning results) and where its cases come from
-(`CaseRetriever`; `SimilarityCases` by default, a Q-ranked retriever plugs in the same way)."""
+"""What a MemoryPolicy records and returns (outcomes, learning results) and the seam its cases come through
+(`CaseSource`; `memrl.cases.CaseRetriever` by similarity by default, or ranked by a learned utility)."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from memrl.memory.base import CaseStore, Where
 from memrl.memory.records import CaseRecord
-from memrl.memory.retrieve import retrieve
 
-__all__ = ["Outcome", "LearnResult", "CaseRetriever", "SimilarityCases"]
+__all__ = ["Outcome", "LearnResult", "CaseSource"]
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +49,9 @@ class LearnResult(BaseModel):
 
 
 @runtime_checkable
-class CaseRetriever(Protocol):
-    """Where cases come from. A parametric (Q-ranked) retriever implements the same two calls."""
+class CaseSource(Protocol):
+    """Where a MemoryPolicy's cases come from. `memrl.cases.CaseRetriever` (similarity or learned utility)
+    implements it; so can any user object with the same two calls."""
 
     def retrieve(self, query: str, k: int) -> list[CaseRecord]: ...
 
@@ -61,44 +59,3 @@ class CaseRetriever(Protocol):
         """Write the outcomes as cases (and, for a parametric retriever, update its Q-function from the
         cases each outcome was shown, `Outcome.cases`, and its reward). Returns the cases written."""
         ...
-
-
-class SimilarityCases:
-    """Non-parametric Memento retrieval: the stored cases most similar to the query."""
-
-    def __init__(
-        self,
-        store: CaseStore,
-        *,
-        where: Where | None = None,
-        min_similarity: float | None = None,
-        mmr_lambda: float | None = None,
-    ) -> None:
-        self.store, self.where = store, where
-        self.min_similarity, self.mmr_lambda = min_similarity, mmr_lambda
-        self._lock = threading.Lock()
-
-    def retrieve(self, query: str, k: int) -> list[CaseRecord]:
-        if k <= 0 or not query.strip():
-            return []
-        with self._lock:
-            hits = retrieve(
-                self.store,
-                query,
-                k,
-                where=self.where,
-                min_similarity=self.min_similarity,
-                mmr_lambda=self.mmr_lambda,
-            )
-        return [h.record for h in hits]
-
-    def learn(self, outcomes: list[Outcome]) -> int:
-        records = [
-            CaseRecord(
-                task=o.query, trajectory=o.trajectory, outcome=o.feedback, reward=o.reward, success=o.correct
-            )
-            for o in outcomes
-        ]
-        with self._lock:
-            self.store.add(records)
-        return len(records)

@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from memrl.algos.advantage import _lessons_schema, hide_reference
+from memrl.algos.tfgrpo.advantage import _lessons_schema, hide_reference
 from memrl.inject import LessonVectors
 from memrl.library import Library, Op, Proposal, curate, reconcile
 from memrl.library.controls import prune, sign_test
@@ -219,7 +219,7 @@ if __name__ == "__main__":  # pragma: no cover
 
 def test_a_copy_of_the_learners_own_format_example_is_not_a_lesson():
     """SmolLM2-135M answered '<the new lesson, in full>' and '...' once the lesson pattern stopped forcing text."""
-    from memrl.algos.advantage import _instructions, echoes_instructions
+    from memrl.algos.tfgrpo.advantage import _instructions, echoes_instructions
 
     fixed = _instructions("tfgrpo_propose", library=[], lessons=[], max_ops=3, word_cap=32)
     assert echoes_instructions("<the new lesson, in full>", fixed)

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from memrl.algos.memento_q import QModel
+from memrl.cases import QModel
 from memrl.memory import open_memory
 from memrl.runner import run_task
 from memrl.runs import RunDir
@@ -139,7 +139,7 @@ def test_memory_persists_across_processes(tmp_path):
         from memrl.runner import run_task
         from memrl.spec import spec_from_mapping
         from memrl.testing import FunctionClient
-        from memrl.algos.memento_q import QModel
+        from memrl.cases import QModel
         mem = open_memory({str(shared)!r}, embedder="hash-64", namespace="memento")
         counts = {{k: s.count() for k, s in mem.stores().items()}}
         q = QModel.load(__import__("pathlib").Path({str(shared)!r}) / "memento_q_memento.json")

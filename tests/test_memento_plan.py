@@ -9,7 +9,7 @@ import random
 import jsonschema
 import pytest
 
-from memrl.algos.memento_plan import Plan, make_plan, plan_order, plan_problems, plan_schema
+from memrl.algos.memento.plan import Plan, make_plan, plan_order, plan_problems, plan_schema
 from memrl.testing import ScriptedLLM
 
 

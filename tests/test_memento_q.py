@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from memrl.algos.memento_q import QModel, distribution, select_cases
+from memrl.cases import QModel, distribution, select_cases
 from memrl.memory import CaseRecord, HashEmbedder, open_memory
 from memrl.spec import CaseRetrievalSpec
 
@@ -58,7 +58,7 @@ def test_q_persists_across_processes(tmp_path):
     q = QModel(alpha=0.5)
     q.update("e1", [("a", 0.9, 1.0)], reward=1.0)
     q.save(path)
-    code = ("import json, sys; from memrl.algos.memento_q import QModel; q = QModel.load(__import__('pathlib').Path(sys.argv[1]), alpha=0.5); "
+    code = ("import json, sys; from memrl.cases import QModel; q = QModel.load(__import__('pathlib').Path(sys.argv[1]), alpha=0.5); "
             "print(json.dumps([q.value('a', 0.9, 1.0), q.uses, q.applied]))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     value, uses, applied = json.loads(out.stdout)

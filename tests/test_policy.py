@@ -322,3 +322,23 @@ async def test_sync_learn_works_inside_a_running_event_loop():
 def test_record_rejects_a_non_finite_reward():
     with pytest.raises(ValueError, match="finite"):
         MemoryPolicy().record("q", "a", float("nan"))
+
+
+def test_a_q_ranked_case_retriever_learns_from_the_outcomes_its_cases_were_shown_to():
+    """One CaseRetriever for the algorithms and the policy: in `q` mode a deployed app's rewards move the
+    utility of exactly the cases each outcome was shown."""
+    from memrl.cases import CaseRetriever
+    from memrl.spec import CaseRetrievalSpec
+
+    mem = open_memory(":memory:", embedder=HashEmbedder(64))
+    mem.cases.add([CaseRecord(id=f"c{i}", task=f"Add {i} and {i + 1} with the calculator", trajectory=["calc"],
+                              reward=1.0, success=True) for i in range(4)])  # fmt: skip
+    retriever = CaseRetriever(mem.cases, CaseRetrievalSpec(mode="q", k=2, exploration="none"))
+    policy = MemoryPolicy(library(), cases=retriever, max_cases=1)
+    shot = policy.memory("Add 2 and 3 with the calculator")
+    assert len(shot.cases) == 1
+    policy.record("Add 2 and 3 with the calculator", "5", 1.0)
+    policy.learn()
+    assert retriever.q is not None and retriever.q.bias[shot.cases[0]] > 0, "a success raises the shown case"
+    assert set(retriever.q.bias) == set(shot.cases), "cases not shown keep their utility"
+    assert mem.cases.count() == 5, "the outcome is written as a case too"

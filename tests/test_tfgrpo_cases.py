@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from memrl.algos.memento_q import Selection
-from memrl.algos.solved_cases import LeakError, SolvedCases
+from memrl.algos.tfgrpo.cases import LeakError, SolvedCases
+from memrl.cases import Selection
 from memrl.llm.base import Request
 from memrl.runner import run_task
 from memrl.runs import RunDir

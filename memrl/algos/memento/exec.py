@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from memrl.algos.memento_env import Episode
-from memrl.algos.memento_plan import Subtask
+from memrl.algos.memento.env import Episode
+from memrl.algos.memento.plan import Subtask
 from memrl.llm.base import LLM, Request
 from memrl.prompts import load_prompt
 from memrl.spec import MementoSpec

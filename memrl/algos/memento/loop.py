@@ -1,7 +1,7 @@
 """Memento (arXiv 2508.16153) as `algorithm: memento`: a planner–executor agent that learns by writing memory.
 
 Each episode: choose cases from case memory (similarity, or similarity + online Q with exploration; see
-`memento_q`), plan a DAG of subtasks, execute them with tools (hints from subtask and tool memory), answer or
+`memrl.cases`), plan a DAG of subtasks, execute them with tools (hints from subtask and tool memory), answer or
 finish the game; then write the case (task, plan, trajectory, reward), its subtasks and every tool call, and
 update Q. Training episodes learn; held-out episodes read memory only (unless `learn_during_eval`).
 
@@ -22,9 +22,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from memrl.algos.memento_agent import EpisodeTrace, run_episode
-from memrl.algos.memento_env import open_episode
-from memrl.algos.memento_q import QModel, distribution, select_cases
+from memrl.algos.memento.agent import EpisodeTrace, run_episode
+from memrl.algos.memento.env import open_episode
+from memrl.cases import CaseRetriever, QModel, distribution
 from memrl.context import RunContext
 from memrl.memory import CaseRecord, Memory, SubtaskRecord, ToolCallRecord, open_memory
 from memrl.memory.records import MetaValue
@@ -155,12 +155,8 @@ async def run_memento(ctx: RunContext) -> dict[str, Any]:
     run = ctx.run
     memory = open_memory(cfg.memory or run.file("memory"), embedder=cfg.embedder, namespace=cfg.namespace)
     qfile = q_path(ctx, cfg)
-    c = cfg.cases
-    q = (
-        QModel.load(qfile, alpha=c.alpha, alpha_shared=c.alpha_shared, q_init=c.q_init)
-        if c.mode == "q"
-        else None
-    )
+    cases = CaseRetriever(memory.cases, cfg.cases, q_path=qfile)
+    q = cases.q
     schedule = _schedule(ctx, cfg)
     state = run.read_json("state.json", default={"done": 0})
     ctx.progress.start("episodes", len(schedule))
@@ -204,9 +200,8 @@ async def run_memento(ctx: RunContext) -> dict[str, Any]:
                 continue
             episode = open_episode(item, ctx.verifier, tools)
             try:
-                greedy = c.model_copy(update={"exploration": "none"})  # held-out episodes do not explore
-                sel = select_cases(memory.cases, episode.task, c if phase == "train" else greedy, q,
-                                   random.Random(key))  # fmt: skip
+                # held-out episodes take the greedy ranking; no episode gets its own task's case
+                sel = cases.select(episode.task, random.Random(key), explore=phase == "train")
                 hint_memory = memory if (cfg.subtask_memory or cfg.tool_memory) else None
                 trace = await run_episode(ctx.llm, episode, cfg=cfg, cases=sel, memory=hint_memory, salt=key)
             finally:

@@ -21,10 +21,10 @@ import random
 import time
 from typing import Any
 
-from memrl.algos.advantage import learn_from_group
 from memrl.algos.evaluate import evaluate_items
-from memrl.algos.memento_q import Selection
-from memrl.algos.solved_cases import SolvedCases
+from memrl.algos.tfgrpo.advantage import learn_from_group
+from memrl.algos.tfgrpo.cases import SolvedCases
+from memrl.cases import Selection
 from memrl.context import RunContext
 from memrl.diversity.monitor import answer_key, check_collapse, group_diversity, library_diversity
 from memrl.entropy.tracking import api_entropy_bounds, lesson_kl, open_scorer, token_entropy

@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from memrl.algos.memento_env import Episode, Outcome
-from memrl.algos.memento_exec import BudgetedLLM, EpisodeBudget, EpisodeStop, SubtaskRun, execute_subtask
-from memrl.algos.memento_plan import PlanResult, make_plan, plan_order
-from memrl.algos.memento_q import Selection
+from memrl.algos.memento.env import Episode, Outcome
+from memrl.algos.memento.exec import BudgetedLLM, EpisodeBudget, EpisodeStop, SubtaskRun, execute_subtask
+from memrl.algos.memento.plan import PlanResult, make_plan, plan_order
+from memrl.cases import Selection
 from memrl.llm.base import LLM, Request
 from memrl.memory.store import Memory
 from memrl.prompts import load_prompt

@@ -1,5 +1,4 @@
-"""Case retrieval for the Memento planner: similarity top-k, or ranking by a utility Q(task, case) learned
-online, with exploration.
+"""The learned utility of a case, Q(task, case), for ranking case memory (`memrl.cases.retriever`).
 
 The utility is linear in two features of the pair plus a per-case term:
 
@@ -19,29 +18,21 @@ in that episode's planner prompt, all δ computed with the parameters from befor
 
 This is the semi-gradient TD(0) step with γ = 0: choosing the cases is a one-step decision whose return is
 the episode's reward (the MemRL rule Q ← Q + α(r − Q) for b_c, plus a shared linear part that carries what
-was learned to cases never used yet). Ranking: score = w_sim·sim + w_q·Q over the `pool` nearest cases, then
-either ε-greedy (each of the k slots takes a uniformly random pool case with probability ε) or UCB (score +
-c·sqrt(ln(1 + N) / (1 + n_c)), N = Σ n_c). An update is applied at most once per episode key, so a resumed
-run does not count an episode twice.
+was learned to cases never used yet). An update is applied at most once per episode key, so a resumed run
+does not count an episode twice.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from memrl.memory.base import CaseStore, Hit
-from memrl.memory.records import CaseRecord
 from memrl.runs import atomic_write
-from memrl.spec import CaseRetrievalSpec
 
-__all__ = ["QModel", "Selection", "select_cases", "distribution"]
+__all__ = ["QModel", "distribution"]
 
 SCHEMA = 1
 
@@ -122,66 +113,3 @@ def distribution(values: list[float]) -> dict[str, Any]:
     return {"n": len(v), "mean": r(v.mean()), "sd": r(v.std()), "min": r(v.min()), "p10": r(q[0]),
             "p25": r(q[1]), "p50": r(q[2]), "p75": r(q[3]), "p90": r(q[4]), "max": r(v.max()),
             "hist_edges": ["-inf", 0, 0.25, 0.5, 0.75, 1, "inf"], "hist": hist.tolist()}  # fmt: skip
-
-
-@dataclass
-class Selection:
-    """The cases chosen for one episode, with what the choice was based on."""
-
-    hits: list[Hit[CaseRecord]] = field(default_factory=list)
-    q_values: list[float] = field(default_factory=list)
-    explored: list[bool] = field(default_factory=list)
-    pool_q: list[float] = field(default_factory=list)
-    pool_size: int = 0
-
-    def used(self) -> list[tuple[str, float, float]]:
-        return [(h.record.id, h.similarity, h.record.reward) for h in self.hits]
-
-    def summary(self) -> dict[str, Any]:
-        """What the Q update and the metrics need, as JSON (kept in `pending.json` for a resume)."""
-        return {"used": self.used(), "q_values": self.q_values, "explored": self.explored,
-                "pool_q": self.pool_q, "pool_size": self.pool_size,
-                "positive": sum(h.record.success for h in self.hits)}  # fmt: skip
-
-
-def _same_task(a: str, b: str) -> bool:
-    return " ".join(a.split()) == " ".join(b.split())
-
-
-def select_cases(
-    store: CaseStore, task: str, cfg: CaseRetrievalSpec, q: QModel | None, rng: random.Random
-) -> Selection:
-    """Choose up to `cfg.k` cases for the planner prompt (see the module docstring). A case of `task` itself
-    (a second epoch, a repeated episode) is never chosen: it would hand the policy its own answer."""
-    if cfg.mode == "off" or store.count() == 0:
-        return Selection()
-    want = max(cfg.pool, cfg.k)
-    pool = store.query(task, want + 1, min_similarity=cfg.min_similarity)
-    pool = [h for h in pool if not _same_task(h.record.task, task)][:want]
-    if cfg.mode == "similarity" or q is None:
-        top = pool[: cfg.k]
-        return Selection(hits=top, explored=[False] * len(top), pool_size=len(pool))
-    qv = [q.value(h.record.id, h.similarity, h.record.reward) for h in pool]
-    score = [cfg.w_sim * h.similarity + cfg.w_q * v for h, v in zip(pool, qv, strict=True)]
-    if cfg.exploration == "ucb":
-        n_total = q.total_uses
-        score = [s + cfg.ucb_c * math.sqrt(math.log(1 + n_total) / (1 + q.uses.get(h.record.id, 0)))
-                 for s, h in zip(score, pool, strict=True)]  # fmt: skip
-    remaining = list(range(len(pool)))
-    chosen: list[int] = []
-    explored: list[bool] = []
-    while remaining and len(chosen) < cfg.k:
-        greedy = max(remaining, key=lambda i: (score[i], -i))
-        pick = greedy
-        if cfg.exploration == "epsilon" and cfg.epsilon > 0 and rng.random() < cfg.epsilon:
-            pick = rng.choice(remaining)
-        chosen.append(pick)
-        explored.append(pick != greedy)
-        remaining.remove(pick)
-    return Selection(
-        hits=[pool[i] for i in chosen],
-        q_values=[qv[i] for i in chosen],
-        explored=explored,
-        pool_q=qv,
-        pool_size=len(pool),
-    )

@@ -4,7 +4,7 @@ After each learning step, every training query whose group holds a verified-corr
 one case: the question and the shortest correct, untruncated solution the policy wrote for it. Cases live in
 case memory under the run directory (`memory/`, chroma) and are retrieved for a query by similarity, or with
 `cases.mode: q` by similarity plus a utility learned from the rewards of the rollouts each case was shown to
-(`memento_q.QModel`, saved in `cases_q.json`).
+(`memrl.cases.CaseRetriever` in `q` mode, its `QModel` saved in `cases_q.json`).
 
 Resume: every finished step leaves a snapshot, `cases/step-NNNN.json` (the case records and Q). A run restarted
 after a kill first puts case memory and Q back to the snapshot of its last finished step, so the step that was
@@ -21,7 +21,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from memrl.algos.memento_q import QModel, Selection, select_cases
+from memrl.cases import CaseRetriever, QModel, Selection
 from memrl.memory import CaseRecord, open_memory
 from memrl.runs import atomic_write
 from memrl.spec import CaseRetrievalSpec
@@ -54,22 +54,21 @@ class SolvedCases:
         self.memory = open_memory(folder / "memory", embedder=embedder, namespace="tfgrpo")
         self.store = self.memory.cases
         self.q_path = folder / "cases_q.json"
-        self.q = (
-            QModel.load(self.q_path, alpha=cfg.alpha, alpha_shared=cfg.alpha_shared, q_init=cfg.q_init)
-            if cfg.mode == "q"
-            else None
-        )
+        self.retriever = CaseRetriever(self.store, cfg, q_path=self.q_path)
         self._held_ids = {it.id for it in held_out}
         self._held_questions = {" ".join(it.question.split()) for it in held_out}
 
     def __len__(self) -> int:
         return self.store.count()
 
+    @property
+    def q(self) -> QModel | None:
+        return self.retriever.q
+
     def select(self, item: Item, salt: str, *, explore: bool) -> Selection:
-        """Cases for `item`. With `explore` (learning, `mode: q`) the spec's exploration applies; held-out
-        evaluation passes False and gets the greedy ranking."""
-        cfg = self.cfg if explore else self.cfg.model_copy(update={"exploration": "none"})
-        return select_cases(self.store, item.question, cfg, self.q, random.Random(salt))
+        """Cases for `item` (never its own). With `explore` (learning, `mode: q`) the spec's exploration
+        applies; held-out evaluation passes False and gets the greedy ranking."""
+        return self.retriever.select(item.question, random.Random(salt), explore=explore)
 
     def record(
         self, step: int, item: Item, rollouts: list[Rollout], shown: list[Selection]
@@ -78,8 +77,8 @@ class SolvedCases:
         if item.id in self._held_ids or " ".join(item.question.split()) in self._held_questions:
             raise LeakError(f"item {item.id!r} belongs to the held-out split; it must not enter case memory")
         deltas: list[float] = []
-        if self.q is not None:
-            for r, sel in zip(rollouts, shown, strict=True):
+        for r, sel in zip(rollouts, shown, strict=True):
+            if self.q is not None:
                 deltas += self.q.update(f"{step}:{item.id}:{r.sample}", sel.used(), r.verdict.reward)
         # a clipped example is worse than none: the 1.5B model copied a "…" cut into its own answer
         good = [r for r in rollouts if r.verdict.correct and not r.completion.truncated
@@ -126,7 +125,7 @@ class SolvedCases:
             self.store.upsert([CaseRecord.model_validate(c) for c in data["cases"]])
         if self.q is not None:
             c = self.cfg
-            self.q = QModel.from_json(
+            self.retriever.q = QModel.from_json(
                 data["q"] or {}, alpha=c.alpha, alpha_shared=c.alpha_shared, q_init=c.q_init
             )
             self.save()
