@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from memrl.diversity.measures import redundant_pairs
 from memrl.diversity.vendi import vendi_score
-from memrl.entropy.measures import discrete_semantic_entropy, miller_madow_entropy, plugin_entropy
+from memrl.entropy.measures import answer_key, discrete_semantic_entropy, miller_madow_entropy, plugin_entropy
 from memrl.metrics import has_advantage, pass_at_k
 from memrl.spec import DiversitySpec
 
@@ -36,20 +36,6 @@ def library_diversity(vectors: Sequence[Sequence[float]], redundancy_threshold: 
         "vendi_per_item": v / n,
         "redundant_pairs": len(redundant_pairs(s, redundancy_threshold)),
     }
-
-
-def answer_key(extracted: str | None, text: str) -> Hashable:
-    """An answer's equivalence class: its extracted value as a number when it is one, else normalised text."""
-    raw = (extracted if extracted is not None else text[-60:]).strip()
-    try:
-        from memrl.tasks.mathanswer import to_number
-
-        num = to_number(raw)
-        if num is not None:
-            return ("num", num)
-    except Exception:  # noqa: BLE001 - any unparsable answer is its own text class
-        pass
-    return ("text", " ".join(raw.lower().split()))
 
 
 def group_diversity(groups: Sequence[Sequence[tuple[str, Hashable, float, bool]]]) -> dict[str, float]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from memrl.diversity.monitor import library_diversity
-from memrl.inject.select import LessonVectors, approx_tokens
 from memrl.library import Library
 from memrl.memory.embed import make_embedder
+from memrl.memory.vectors import LessonVectors
+from memrl.tokens import approx_tokens
 
 __all__ = ["VersionStats", "version_stats"]
 

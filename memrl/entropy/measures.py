@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "Aggregation",
+    "answer_key",
     "token_entropy",
     "log_softmax",
     "seq_mean_token_mean",
@@ -223,3 +224,17 @@ def fit_entropy_reward_law(entropy: ArrayLike, reward: ArrayLike) -> EntropyRewa
     ss_tot = float(((r - r.mean()) ** 2).sum())
     r2 = 1.0 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else 1.0
     return EntropyRewardFit(a=float(a), b=float(b), r2=r2)
+
+
+def answer_key(extracted: str | None, text: str) -> Hashable:
+    """An answer's equivalence class: its extracted value as a number when it is one, else normalised text."""
+    raw = (extracted if extracted is not None else text[-60:]).strip()
+    try:
+        from memrl.tasks.mathanswer import to_number
+
+        num = to_number(raw)
+        if num is not None:
+            return ("num", num)
+    except Exception:  # noqa: BLE001 - any unparsable answer is its own text class
+        pass
+    return ("text", " ".join(raw.lower().split()))

@@ -13,8 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from memrl.diversity.monitor import answer_key
-from memrl.entropy.measures import discrete_semantic_entropy, fit_entropy_reward_law
+from memrl.entropy.measures import answer_key, discrete_semantic_entropy, fit_entropy_reward_law
 from memrl.entropy.tracking import token_entropy
 from memrl.errors import ConfigError
 from memrl.runs import RunDir, atomic_write

@@ -4,35 +4,16 @@ budget, and, for exploration, a different subset for each rollout of a group."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 
 import numpy as np
 
 from memrl.diversity.select import greedy_dpp_map, mmr_select
-from memrl.memory.base import Embedder
 from memrl.memory.records import LessonRecord
+from memrl.memory.vectors import LessonVectors
 from memrl.spec import DiversitySpec
 from memrl.tokens import approx_tokens
 
 __all__ = ["LessonVectors", "select_lessons", "explore_subset", "approx_tokens"]
-
-
-class LessonVectors:
-    """Embeddings of texts, computed once per distinct text."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        self.embedder = embedder
-        self._cache: dict[str, np.ndarray] = {}
-
-    def of(self, texts: Sequence[str]) -> np.ndarray:
-        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if todo:
-            for t, v in zip(todo, self.embedder.embed(todo), strict=True):
-                a = np.asarray(v, dtype=np.float64)
-                self._cache[t] = a / (np.linalg.norm(a) or 1.0)
-        if not texts:
-            return np.zeros((0, self.embedder.dim))
-        return np.stack([self._cache[t] for t in texts])
 
 
 def select_lessons(

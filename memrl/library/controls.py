@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import math
 
-from memrl.inject.select import LessonVectors
 from memrl.library.core import Library
 from memrl.library.edits import Edit, Rejection
 from memrl.memory.records import LessonRecord
+from memrl.memory.vectors import LessonVectors
 from memrl.spec import DiversitySpec
 
 __all__ = [

@@ -20,11 +20,11 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from memrl.inject.select import LessonVectors
 from memrl.library.controls import SAME_TEXT, bound_edits, cap_adds, dedup_merge, prune
 from memrl.library.core import Library
 from memrl.library.edits import Edit, Proposal, Rejection, apply_edits, fold, reconcile, same_text
 from memrl.llm.base import LLM
+from memrl.memory.vectors import LessonVectors
 from memrl.metrics import has_advantage
 from memrl.prompts import load_prompt
 from memrl.spec import DiversitySpec, TFGRPOSpec
