@@ -12,8 +12,10 @@ from memrl.spec import TaskSpec
 from memrl.tasks.base import Split, Verifier
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from memrl.llm.base import LLM
-    from memrl.memory.base import Embedder
+    from memrl.memory.base import Embedder, MemoryStores
 
 __all__ = ["RunContext", "Progress", "NoProgress"]
 
@@ -73,6 +75,15 @@ class RunContext:
 
             self._embedder = make_embedder(self.spec.diversity.embedder)
         return self._embedder
+
+    def open_memory(
+        self, location: str | Path, *, namespace: str, embedder: str | None = None
+    ) -> MemoryStores:
+        """The memory stores at a directory or chroma server URL (created where needed), with `embedder`
+        (a name; the run's embedder by default). Algorithms get stores through here, never a backend."""
+        from memrl.memory.store import open_memory
+
+        return open_memory(location, embedder=embedder or self.embedder, namespace=namespace)
 
     def save_usage(self) -> None:
         self.run.write_json("usage.json", self.llm.ledger.snapshot())

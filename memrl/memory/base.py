@@ -25,6 +25,7 @@ __all__ = [
     "CaseStore",
     "SubtaskStore",
     "ToolStore",
+    "MemoryStores",
     "VectorIndex",
     "VectorBackend",
 ]
@@ -131,6 +132,21 @@ class SubtaskStore(RecordStore[SubtaskRecord], Protocol):
 
 class ToolStore(RecordStore[ToolCallRecord], Protocol):
     pass
+
+
+class MemoryStores(Protocol):
+    """The four stores of one namespace (what `memrl.memory.open_memory` returns): what algorithms get."""
+
+    @property
+    def cases(self) -> CaseStore: ...
+
+    @property
+    def subtasks(self) -> SubtaskStore: ...
+
+    @property
+    def tools(self) -> ToolStore: ...
+
+    def stores(self) -> dict[str, Any]: ...
 
 
 class VectorIndex(Protocol):

@@ -17,7 +17,7 @@ from memrl.algos.memento.exec import BudgetedLLM, EpisodeBudget, EpisodeStop, Su
 from memrl.algos.memento.plan import PlanResult, make_plan, plan_order
 from memrl.cases import Selection
 from memrl.llm.base import LLM, Request
-from memrl.memory.store import Memory
+from memrl.memory.base import MemoryStores
 from memrl.prompts import load_prompt
 from memrl.spec import MementoSpec
 from memrl.tools.base import short
@@ -58,7 +58,7 @@ def case_view(hit: Any, steps: int = 6) -> dict[str, Any]:
             "outcome": short(c.outcome, 120), "reward": round(c.reward, 2)}  # fmt: skip
 
 
-def memory_hints(memory: Memory, goal: str, cfg: MementoSpec) -> list[str]:
+def memory_hints(memory: MemoryStores, goal: str, cfg: MementoSpec) -> list[str]:
     """What subtask memory and tool memory say about subtasks like `goal`."""
     if cfg.hint_k == 0 or not (cfg.subtask_memory or cfg.tool_memory) or memory.subtasks.count() == 0:
         return []
@@ -104,7 +104,7 @@ async def run_episode(
     *,
     cfg: MementoSpec,
     cases: Selection,
-    memory: Memory | None,
+    memory: MemoryStores | None,
     salt: str,
 ) -> EpisodeTrace:
     """Play one episode; never raises for the model's or the tools' mistakes."""

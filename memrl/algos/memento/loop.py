@@ -26,8 +26,8 @@ from memrl.algos.memento.agent import EpisodeTrace, run_episode
 from memrl.algos.memento.env import open_episode
 from memrl.cases import CaseRetriever, QModel, distribution
 from memrl.context import RunContext
-from memrl.memory import CaseRecord, Memory, SubtaskRecord, ToolCallRecord, open_memory
-from memrl.memory.records import MetaValue
+from memrl.memory.base import MemoryStores
+from memrl.memory.records import CaseRecord, MetaValue, SubtaskRecord, ToolCallRecord
 from memrl.metrics import mean_ci, score_items
 from memrl.runs import atomic_write
 from memrl.spec import MementoSpec
@@ -84,7 +84,7 @@ def _case_id(key: str) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
-def write_episode_memory(memory: Memory, trace: EpisodeTrace, key: str, phase: str) -> str:
+def write_episode_memory(memory: MemoryStores, trace: EpisodeTrace, key: str, phase: str) -> str:
     """Write the case, its subtasks and its tool calls. Ids derive from `key`: writing twice changes nothing."""
     cid = _case_id(key)
     meta: dict[str, MetaValue] = {"episode": key, "item": trace.item_id, "phase": phase}
@@ -153,7 +153,7 @@ def _metrics(n: int, phase: str, trace: EpisodeTrace, sel: dict[str, Any], q: QM
 async def run_memento(ctx: RunContext) -> dict[str, Any]:
     cfg = ctx.spec.memento or MementoSpec()
     run = ctx.run
-    memory = open_memory(cfg.memory or run.file("memory"), embedder=cfg.embedder, namespace=cfg.namespace)
+    memory = ctx.open_memory(cfg.memory or run.file("memory"), embedder=cfg.embedder, namespace=cfg.namespace)
     qfile = q_path(ctx, cfg)
     cases = CaseRetriever(memory.cases, cfg.cases, q_path=qfile)
     q = cases.q

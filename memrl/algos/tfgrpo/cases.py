@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from memrl.cases import CaseRetriever, QModel, Selection
-from memrl.memory import CaseRecord, open_memory
+from memrl.memory.base import MemoryStores
+from memrl.memory.records import CaseRecord
 from memrl.runs import atomic_write
 from memrl.spec import CaseRetrievalSpec
 from memrl.types import Item, Rollout
@@ -32,6 +33,10 @@ __all__ = ["SolvedCases", "LeakError"]
 
 class LeakError(RuntimeError):
     """A held-out item was about to enter memory."""
+
+
+#: The namespace of a TF-GRPO run's worked cases in `<run>/memory`.
+NAMESPACE = "tfgrpo"
 
 
 def _case_id(item: Item) -> str:
@@ -46,12 +51,18 @@ class SolvedCases:
         folder: Path,
         cfg: CaseRetrievalSpec,
         *,
-        embedder: str | None,
         held_out: list[Item],
         case_chars: int,
+        memory: MemoryStores | None = None,
+        embedder: str | None = None,
     ) -> None:
+        """`memory`: the stores to keep cases in (a run passes its own); else `folder/memory` is opened."""
         self.cfg, self.case_chars = cfg, case_chars
-        self.memory = open_memory(folder / "memory", embedder=embedder, namespace="tfgrpo")
+        if memory is None:
+            from memrl.memory.store import open_memory
+
+            memory = open_memory(folder / "memory", embedder=embedder, namespace=NAMESPACE)
+        self.memory: MemoryStores = memory
         self.store = self.memory.cases
         self.q_path = folder / "cases_q.json"
         self.retriever = CaseRetriever(self.store, cfg, q_path=self.q_path)

@@ -23,7 +23,7 @@ from typing import Any
 
 from memrl.algos.evaluate import evaluate_items
 from memrl.algos.tfgrpo.advantage import learn_from_group
-from memrl.algos.tfgrpo.cases import SolvedCases
+from memrl.algos.tfgrpo.cases import NAMESPACE, SolvedCases
 from memrl.cases import Selection
 from memrl.context import RunContext
 from memrl.diversity.monitor import answer_key, check_collapse, group_diversity, library_diversity
@@ -76,8 +76,8 @@ class Learning:
         self.cases: SolvedCases | None = None
         if self.cfg.experiences in ("cases", "both"):
             self.cases = SolvedCases(
-                ctx.run.path, self.cfg.cases, embedder=self.dcfg.embedder, held_out=ctx.split.test,
-                case_chars=self.cfg.case_chars,
+                ctx.run.path, self.cfg.cases, held_out=ctx.split.test, case_chars=self.cfg.case_chars,
+                memory=ctx.open_memory(ctx.run.file("memory"), namespace=NAMESPACE, embedder=self.dcfg.embedder),
             )  # fmt: skip
 
     @property
