@@ -18,10 +18,11 @@ from memrl.runs import RunDir
 from memrl.spec import load_spec
 
 CONDITIONS = {
-    "diversity on": ["diversity.enabled=true", "diversity.injection=mmr", "diversity.explore_subsets=true",
-                     "diversity.max_edits_per_step=6"],
+    # the defaults a user gets (MMR injection under an 800-token budget, per-rollout subsets, edit cap 8,
+    # rare-success protection, dedup of copies, pruning on paired harm, the collapse alarm)
+    "diversity on": ["diversity.enabled=true"],
     "diversity off": ["diversity.enabled=false"],
-}  # fmt: skip
+}
 SMOKE = ["data.size=16", "data.test_size=4", "eval.k=2", "tfgrpo.steps_per_epoch=2", "tfgrpo.batch_size=2",
          "tfgrpo.group_size=2", "tfgrpo.epochs=1", "eval.max_tokens=16"]  # fmt: skip
 
@@ -62,8 +63,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation-diversity.md").write_text(text + "\n")
     (out / "ablation-diversity.json").write_text(
-        json.dumps([{"condition": n, "learning": learn} for n, _, learn in rows], indent=1)
+        json.dumps([{"condition": n, "learning": learn, "metrics": m} for n, m, learn in rows], indent=1)
     )
+    for name, *_ in rows:  # per-item held-out rows, small, so the table can be recomputed
+        run_dir = out / name.replace(" ", "-")
+        for f in sorted(run_dir.glob("eval-epoch*.jsonl")):
+            (out / f"{name.replace(' ', '-')}-{f.name}").write_text(f.read_text())
 
 
 if __name__ == "__main__":
