@@ -117,9 +117,9 @@ class RecordStore(Protocol[R]):
 
 
 class ExperienceStore(RecordStore[LessonRecord], Protocol):
-    def active(self) -> list[LessonRecord]: ...
+    """Lessons as a retrieval index; editing, ids, versions and counters are `memrl.library.Library`'s."""
 
-    def feedback(self, id: str, *, helpful: bool) -> LessonRecord: ...
+    def active(self) -> list[LessonRecord]: ...
 
 
 class CaseStore(RecordStore[CaseRecord], Protocol):

@@ -170,28 +170,15 @@ class RecordCollection(Generic[R]):
 
 
 class ExperienceLibrary(RecordCollection[LessonRecord]):
-    """The experience library of Training-Free GRPO: lessons with lineage, counters, version and status."""
+    """The lessons of a library as a retrieval index (query by text, filter by status). Lessons are edited,
+    numbered, versioned and counted in one place, `memrl.library.Library`; a shared store keeps them through
+    `memrl.library.store.ChromaLibraryStore`, which writes here."""
 
     def __init__(self, index: VectorIndex, embedder: Embedder) -> None:
         super().__init__(index, embedder, LessonRecord)
 
-    def update(self, id: str, /, **changes: Any) -> LessonRecord:
-        """As `RecordCollection.update`; a change of text bumps `version` unless one is given."""
-        if "text" in changes and "version" not in changes:
-            old = self.get(id)
-            if old is not None and old.text != changes["text"]:
-                changes["version"] = old.version + 1
-        return super().update(id, **changes)
-
     def active(self) -> list[LessonRecord]:
         return self.all(where={"status": "active"})
-
-    def feedback(self, id: str, *, helpful: bool) -> LessonRecord:
-        old = self.get(id)
-        if old is None:
-            raise KeyError(f"no lesson with id {id!r}")
-        field = "helpful" if helpful else "harmful"
-        return self.update(id, **{field: getattr(old, field) + 1})
 
 
 class CaseMemory(RecordCollection[CaseRecord]):
