@@ -114,9 +114,10 @@ class JsonFolderStore:
         path = self.folder / "library.json"
         return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
 
-    def load(self) -> Library:
+    def load(self, version: int | None = None) -> Library:
+        """The current library, or saved `version` (later versions are dropped: a resumed run rewrites them)."""
         with self._lock:
-            lib = Library.load(self.folder)
+            lib = Library.load(self.folder, version=version)
             self._seen = self._fingerprint()
         lib.baseline = dict(lib.lessons)
         return lib

@@ -38,6 +38,7 @@ from memrl.inject import (
     select_lessons,
 )
 from memrl.library import Library, curate, has_advantage
+from memrl.library.store import JsonFolderStore
 from memrl.llm.base import LLM, Request
 from memrl.memory.records import LessonRecord
 from memrl.runs import RunDir, atomic_write
@@ -295,7 +296,8 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
     spec, run = ctx.spec, ctx.run
     cfg = spec.tfgrpo or TFGRPOSpec()
     state = run.read_json("state.json", default={"last_step": 0, "library_version": 0})
-    library = Library.load(run.path, version=state["library_version"]) if state["last_step"] else Library()
+    store = JsonFolderStore(run.path)  # one writer: a second process on this run directory is refused
+    library = store.load(version=state["library_version"]) if state["last_step"] else Library()
     _trim_metrics(ctx, state["last_step"])
     lr = Learning(ctx, library, ctx.learner, LessonVectors(ctx.embedder), state)
     if lr.cases is not None:  # back to the memory of the last finished step (a killed step wrote cases)
@@ -325,7 +327,7 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
                 continue
             m = await _step(lr, batch, step)
             version = library.commit(note=f"epoch {epoch} step {step}")
-            library.save(run.path)
+            store.save(library)
             ctx.save_usage()
             run.append_jsonl("metrics.jsonl", {
                 "epoch": epoch, "step": step, "library_version": version, **m, "usage": ctx.llm.ledger.snapshot(),
@@ -337,7 +339,7 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
             run.write_json("state.json", state)
             ctx.progress.advance("learning steps")
         await evaluate(f"eval-epoch{epoch}")
-    library.save(run.path)
+    store.save(library)
     library.export(run.file("library-export.json"))
     first, last = results["eval-epoch0"]["score"], results[f"eval-epoch{cfg.epochs}"]["score"]
     results["learning"] = {
