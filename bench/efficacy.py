@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import math
 import os
 import sys
 import time
@@ -48,7 +47,7 @@ from bench.peers.base import PeerContext, PeerResult  # noqa: E402
 from memrl.algos.evaluate import evaluate_items  # noqa: E402
 from memrl.llm.base import Request  # noqa: E402
 from memrl.loop_thread import LoopThread  # noqa: E402
-from memrl.metrics import mean_ci  # noqa: E402
+from memrl.metrics import mean_ci, paired_difference  # noqa: E402
 from memrl.runner import RunContext, open_context, run_task  # noqa: E402
 from memrl.runs import RunDir, atomic_write  # noqa: E402
 from memrl.spec import PromptSpec, TaskSpec, load_spec  # noqa: E402
@@ -75,15 +74,7 @@ BASE_LABEL = (
 
 def paired(a: list[float], b: list[float]) -> dict[str, float]:
     """Mean of b − a over the same items with a normal 95 % interval, wins/losses and McNemar's exact p."""
-    d = [y - x for x, y in zip(a, b, strict=True)]
-    n = len(d)
-    m = sum(d) / n if n else 0.0
-    sd = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1)) if n > 1 else 0.0
-    half = 1.96 * sd / math.sqrt(n) if n else 0.0
-    wins, losses = sum(x > 0 for x in d), sum(x < 0 for x in d)
-    k, t = min(wins, losses), wins + losses
-    p = min(1.0, 2 * sum(math.comb(t, i) for i in range(k + 1)) / 2**t) if t else 1.0
-    return {"diff": m, "lo": m - half, "hi": m + half, "wins": wins, "losses": losses, "p_mcnemar": p}
+    return paired_difference(a, b).model_dump(exclude={"n_items"})
 
 
 def per_item(run: RunDir, label: str, items: list[Item]) -> tuple[list[float], list[bool]]:

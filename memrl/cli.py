@@ -126,11 +126,16 @@ def _run_and_show(spec: Any, start: Callable[[Callable[[Any], None]], Any]) -> N
     out.print(_summary_table(res))
     learned = res.results.get("learning")
     if learned:
-        delta = learned["mean_at_k_after"] - learned["mean_at_k_before"]
+        from memrl.metrics import PairedDiff
+
+        change = ""
+        if learned.get("paired"):
+            paired = PairedDiff.model_validate(learned["paired"])
+            change = f"; paired difference on the same held-out items {paired.sentence()}"
         out.print(
             f"learned {learned['lessons']} lessons in {learned['steps']} steps (library version "
             f"{learned['library_version']}); Mean@k {_pct(learned['mean_at_k_before'])}% → "
-            f"{_pct(learned['mean_at_k_after'])}% ({100 * delta:+.1f} points) · memrl library show {res.run_dir}"
+            f"{_pct(learned['mean_at_k_after'])}%{change} · memrl library show {res.run_dir}"
         )
     tot = res.usage.get("total", {})
     out.print(

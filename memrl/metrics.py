@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-__all__ = ["pass_at_k", "mean_ci", "Score", "score_items", "has_advantage"]
+__all__ = ["pass_at_k", "mean_ci", "Score", "score_items", "has_advantage", "PairedDiff", "paired_difference"]
 
 
 def has_advantage(rewards: Sequence[float]) -> bool:
@@ -67,3 +67,44 @@ def score_items(correct_counts: Sequence[int], k: int, truncated: int = 0) -> Sc
         pass_ci=(plo, phi),
         truncated_share=truncated / total if total else 0.0,
     )
+
+
+class PairedDiff(BaseModel):
+    """`after − before` over the same items: the mean difference with a normal 95 % interval, how many items
+    got better and worse, McNemar's exact p over those, and the plain verdict the interval supports."""
+
+    n_items: int
+    diff: float
+    lo: float
+    hi: float
+    wins: int
+    losses: int
+    p_mcnemar: float
+
+    @property
+    def verdict(self) -> str:
+        if self.n_items and self.lo > 0:
+            return "improved"
+        if self.n_items and self.hi < 0:
+            return "worse"
+        return "no significant change"
+
+    def sentence(self, unit: float = 100.0, what: str = "points") -> str:
+        """e.g. '-6.2 points (95 % CI -13.1 to +0.6; 3 items better, 7 worse): no significant change'."""
+        return (f"{unit * self.diff:+.1f} {what} (95 % CI {unit * self.lo:+.1f} to {unit * self.hi:+.1f}; "
+                f"{self.wins} items better, {self.losses} worse): {self.verdict}")  # fmt: skip
+
+
+def paired_difference(before: Sequence[float], after: Sequence[float], z: float = 1.96) -> PairedDiff:
+    """Compare two scorings of the same items (per-item scores in [0, 1], in the same order)."""
+    if len(before) != len(after):
+        raise ValueError(f"paired scores need the same items: {len(before)} vs {len(after)}")
+    d = [y - x for x, y in zip(before, after, strict=True)]
+    n = len(d)
+    m = sum(d) / n if n else 0.0
+    sd = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1)) if n > 1 else 0.0
+    half = z * sd / math.sqrt(n) if n else 0.0
+    wins, losses = sum(x > 0 for x in d), sum(x < 0 for x in d)
+    k, t = min(wins, losses), wins + losses
+    p = min(1.0, 2 * sum(math.comb(t, i) for i in range(k + 1)) / 2**t) if t else 1.0
+    return PairedDiff(n_items=n, diff=m, lo=m - half, hi=m + half, wins=wins, losses=losses, p_mcnemar=p)

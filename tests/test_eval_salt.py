@@ -1,4 +1,5 @@
-"""Greedy evaluations are keyed by the request alone; sampled ones draw fresh samples per label (epoch)."""
+"""Evaluations draw with the same seeds whatever their label (epoch): an unchanged request is replayed, so a
+before/after difference comes from the memory alone (common random numbers), greedy or sampled."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def test_greedy_evaluations_share_keys_across_labels(tmp_path):
     assert _salts(tmp_path, 0.0, "eval-epoch0") == _salts(tmp_path, 0.0, "eval-epoch3")
 
 
-def test_sampled_evaluations_differ_across_labels(tmp_path):
+def test_sampled_evaluations_share_seeds_across_labels(tmp_path):
+    """At temperature 0.7, fresh seeds per epoch moved the quickstart's Mean@4 by 12.5 points with nothing
+    learned; with the same seeds an unchanged prompt gives the same answers."""
     a, b = _salts(tmp_path, 0.7, "eval-epoch0"), _salts(tmp_path, 0.7, "eval-epoch3")
-    assert len(a) == 3 and not set(a) & set(b)
+    assert len(a) == 3 and a == b

@@ -21,7 +21,7 @@ import random
 import time
 from typing import Any
 
-from memrl.algos.evaluate import evaluate_items
+from memrl.algos.evaluate import evaluate_items, item_scores
 from memrl.algos.tfgrpo.advantage import learn_from_group
 from memrl.algos.tfgrpo.cases import NAMESPACE, SolvedCases
 from memrl.cases import Selection
@@ -41,6 +41,7 @@ from memrl.library import Library, curate, has_advantage
 from memrl.library.store import JsonFolderStore
 from memrl.llm.base import LLM, Request
 from memrl.memory.records import LessonRecord
+from memrl.metrics import paired_difference
 from memrl.runs import RunDir, atomic_write
 from memrl.spec import TFGRPOSpec
 from memrl.types import Item, Message, Rollout
@@ -342,6 +343,10 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
     store.save(library)
     library.export(run.file("library-export.json"))
     first, last = results["eval-epoch0"]["score"], results[f"eval-epoch{cfg.epochs}"]["score"]
+    before = item_scores(run, "eval-epoch0", ctx.split.test)
+    after = item_scores(run, f"eval-epoch{cfg.epochs}", ctx.split.test)
+    shared = [i for i in before if i in after]
+    paired = paired_difference([before[i] for i in shared], [after[i] for i in shared])
     results["learning"] = {
         "steps": step,
         "lessons": len(library),
@@ -349,6 +354,7 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
         "cases": len(lr.cases) if lr.cases is not None else None,
         "mean_at_k_before": first["mean_at_k"],
         "mean_at_k_after": last["mean_at_k"],
+        "paired": paired.model_dump() | {"verdict": paired.verdict},
     }
     return results
 
