@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -54,6 +55,30 @@ def show(
         protected = " (rare success)" if x.metadata.get("rare_success") else ""
         t.add_row(x.id, str(x.version), str(x.created_step), str(x.helpful), str(x.harmful), str(x.wins),
                   str(x.losses), str(len(x.source_rollouts)), x.text + protected)  # fmt: skip
+    out.print(t)
+    _show_gate_rejections(run)
+
+
+def _show_gate_rejections(run: Path) -> None:
+    """Steps the no-harm gate rolled back (tfgrpo.gate), with their validation scores and edits."""
+    events = run / "events.jsonl"
+    rows = []
+    if events.exists():
+        for line in events.read_text(encoding="utf-8").splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("event") == "gate_rejected":
+                rows.append(e)
+    if not rows:
+        return
+    t = Table(title=f"rejected by the no-harm gate: {len(rows)} steps rolled back (validation: before → after)")
+    for col in ("step", "validation", "added", "changed", "deleted"):
+        t.add_column(col, overflow="fold")
+    for e in rows:
+        t.add_row(str(e["step"]), f"{e['before']:.3f} → {e['after']:.3f}", "\n".join(e.get("added", [])),
+                  "\n".join(e.get("changed", [])), "\n".join(e.get("deleted", [])))  # fmt: skip
     out.print(t)
 
 

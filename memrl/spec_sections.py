@@ -178,6 +178,29 @@ class CaseRetrievalSpec(_Strict):
         return "off" if v is False else v  # YAML reads a bare `off` as false
 
 
+class GateSpec(_Strict):
+    """The no-harm gate: after each learning step, the library as the step left it is scored on a validation
+    split carved from the *training* data and compared, item by item with the same seeds, with the library as
+    it was before the step; a step that scores lower is rolled back (its edits are logged and shown by
+    `memrl library show`). Held-out data is never used."""
+
+    enabled: bool = False
+    validation: int | float = Field(
+        default=0.25, description="Training items kept aside for the gate: a count, or a share in (0, 1)."
+    )
+    k: int = Field(default=1, ge=1, le=64, description="Samples per validation item.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Validation sampling temperature.")
+
+    @field_validator("validation")
+    @classmethod
+    def _check_validation(cls, v: int | float) -> int | float:
+        if isinstance(v, float) and not 0 < v < 1:
+            raise ValueError("a fractional gate.validation must lie strictly between 0 and 1")
+        if isinstance(v, int) and v < 1:
+            raise ValueError("gate.validation must be at least 1 item")
+        return v
+
+
 class TFGRPOSpec(_Strict):
     """Training-Free GRPO: epochs × steps of `batch_size` queries with `group_size` rollouts each."""
 
@@ -222,6 +245,11 @@ class TFGRPOSpec(_Strict):
         description="One token budget for the memory block (lessons first, then cases). Default: no cap for "
         "lessons alone, 1200 tokens once cases are on.",
     )  # fmt: skip
+    gate: GateSpec = Field(
+        default_factory=GateSpec,
+        description="No-harm gate: roll back a step whose library scores lower on a validation split of the "
+        "training data (off by default; on in the quickstart and the efficacy suite).",
+    )
     case_chars: int = Field(
         default=2000,
         ge=80,

@@ -38,11 +38,18 @@ class EvalResult(BaseModel):
 
 
 async def _one(
-    llm: LLM, verifier: Verifier, prompt: PromptSpec, cfg: EvalSpec, item: Item, memory: str, salt: str
+    llm: LLM,
+    verifier: Verifier,
+    prompt: PromptSpec,
+    cfg: EvalSpec,
+    item: Item,
+    memory: str,
+    salt: str,
+    phase: str = "eval",
 ) -> ItemResult:
     msgs = policy_messages(prompt, item, memory)
     req = Request.of(msgs, temperature=cfg.temperature, max_tokens=cfg.max_tokens, stop=cfg.stop)
-    samples = await llm.complete(req, n=cfg.k, phase="eval", salt=salt)
+    samples = await llm.complete(req, n=cfg.k, phase=phase, salt=salt)
     verdicts = await asyncio.gather(*(verifier.verify(item, c.text) for c in samples))
     return ItemResult(
         item_id=item.id, question=item.question, answer=item.answer, samples=samples, verdicts=list(verdicts)
@@ -77,8 +84,10 @@ async def evaluate_items(
     memory_for: Callable[[Item], str] | None = None,
     progress: Progress | None = None,
     concurrency: int = 8,
+    phase: str = "eval",
 ) -> EvalResult:
-    """Evaluate `items`, resuming from `<label>.jsonl` if it exists. Returns the score over all items."""
+    """Evaluate `items`, resuming from `<label>.jsonl` if it exists. Returns the score over all items. `phase`
+    is what the ledger counts the calls under (`gate` for the no-harm gate's validation)."""
     if cfg.limit:
         items = items[: cfg.limit]
     fname = f"{label}.jsonl"
@@ -101,7 +110,7 @@ async def evaluate_items(
         try:
             async with gate:
                 mem = memory_for(it) if memory_for else memory
-                r = await _one(llm, verifier, prompt, cfg, it, mem, salt=_salt(cfg, label, it))
+                r = await _one(llm, verifier, prompt, cfg, it, mem, salt=_salt(cfg, label, it), phase=phase)
         except AuthenticationError:  # the key refused now is refused for every queued call: send none
             for t in tasks:
                 t.cancel()

@@ -66,6 +66,11 @@ class Library:
         other.id_source, other.baseline = self.id_source, dict(self.baseline)
         return other
 
+    def restore(self, snapshot: Library) -> None:
+        """Undo the edits made since `snapshot` (a `copy()` of this library), in place. Ids handed out since
+        are not handed out again."""
+        self.lessons, self.graph = dict(snapshot.lessons), snapshot.graph.copy()
+
     # ------------------------------------------------------------------ reading
     def active(self) -> list[LessonRecord]:
         return [lesson for lesson in self.lessons.values() if lesson.status == "active"]

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from memrl.algos.evaluate import evaluate_items, item_scores
+from memrl.algos.tfgrpo import gate
 from memrl.algos.tfgrpo.advantage import learn_from_group
 from memrl.algos.tfgrpo.cases import NAMESPACE, SolvedCases
 from memrl.cases import Selection
@@ -73,6 +74,7 @@ class Learning:
         self.temperature = float(state.get("temperature", self.cfg.temperature))
         self.explore = bool(state.get("explore", self.dcfg.enabled and self.dcfg.explore_subsets))
         self.ecfg = ctx.spec.entropy
+        self.gate_items: list[Item] = []  # the no-harm gate's validation items (carved from training)
         self._scorer: Any = None
         self.use_lessons = self.cfg.experiences in ("lessons", "both")
         self.cases: SolvedCases | None = None
@@ -97,10 +99,11 @@ class Learning:
             stop=spec.eval.stop, logprobs=bool(topk), top_logprobs=topk,
         )  # fmt: skip
 
-    def lessons_for(self, item: Item) -> list[LessonRecord]:
+    def lessons_for(self, item: Item, library: Library | None = None) -> list[LessonRecord]:
         if not self.use_lessons:
             return []
-        return select_lessons(self.library.active(), item.question, self.vectors, self.dcfg)
+        lib = self.library if library is None else library  # an empty Library is falsy
+        return select_lessons(lib.active(), item.question, self.vectors, self.dcfg)
 
     def memory(self, item: Item, lessons: list[LessonRecord], cases: Selection | None = None) -> str:
         """The memory block for one prompt: the chosen lessons, then cases, in one budget (no cap for lessons
@@ -109,9 +112,10 @@ class Learning:
         budget = self.cfg.memory_tokens or (CASES_BUDGET if self.cases is not None else 10**9)
         return pack(item.question, lessons, records, budget=budget, render=render_solved).text
 
-    def eval_memory(self, item: Item) -> str:
+    def eval_memory(self, item: Item, library: Library | None = None) -> str:
+        """The memory a held-out (or validation) item gets: greedy case ranking, lessons of `library`."""
         cases = self.cases.select(item, f"eval:{item.id}", explore=False) if self.cases else None
-        return self.memory(item, self.lessons_for(item), cases)
+        return self.memory(item, self.lessons_for(item, library), cases)
 
 
 async def rollout_group(
@@ -220,6 +224,25 @@ async def _lesson_kl(
     }
 
 
+async def _gate(lr: Learning, pre: Library, step: int) -> dict[str, Any]:
+    """The no-harm gate for one step: keep the library the step left, or go back to `pre`."""
+    assert lr.cfg.gate is not None
+    res = await gate.check(lr.ctx, lr.gate_items, lr.cfg.gate, step=step,
+                           before=lambda it: lr.eval_memory(it, pre), after=lr.eval_memory)  # fmt: skip
+    if not res.accepted:
+        old = {x.id: x.text for x in pre.active()}
+        new = {x.id: x.text for x in lr.library.active()}
+        lr.library.restore(pre)
+        lr.ctx.run.append_jsonl("events.jsonl", {
+            "step": step, "event": "gate_rejected", "before": res.before, "after": res.after,
+            "paired": res.paired.model_dump(), "added": [new[i] for i in new if i not in old],
+            "changed": [new[i] for i in new if i in old and new[i] != old[i]],
+            "deleted": [old[i] for i in old if i not in new],
+        })  # fmt: skip
+    return {"gate": {"accepted": res.accepted, "before": res.before, "after": res.after,
+                     "n_items": res.paired.n_items}}  # fmt: skip
+
+
 async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     ctx, library, cfg = lr.ctx, lr.library, lr.cfg
     t0 = time.perf_counter()
@@ -255,8 +278,14 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     )
     entropy = await _entropy_metrics(lr, groups) if lr.ecfg else {}
     before = {x.id: x.text for x in library.active()}
+    pre = library.copy()
     cur = await curate(list(proposals), library, tfgrpo=cfg, diversity=lr.dcfg, vectors=lr.vectors,
                        learner=lr.learner, step=step, salt=f"learn:{step}")  # fmt: skip
+    gate_m = (
+        await _gate(lr, pre, step)
+        if lr.gate_items and before != {x.id: x.text for x in library.active()}
+        else {}
+    )
     for rej in cur.rejected:
         ctx.run.append_jsonl("events.jsonl", {"step": step, "event": "rejected_op", **rej.model_dump()})
     if cur.merged or cur.pruned:
@@ -276,6 +305,7 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     return {
         **m,
         **case_m,
+        **gate_m,
         **_library_metrics(lr),
         "groups": len(groups),
         "learned_groups": len(mixed),
@@ -318,7 +348,10 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
     else:  # evaluation of the empty library, already done before the kill
         results["eval-epoch0"] = _saved(run, "eval-epoch0")
     step = 0
-    plan = {e: _batches(ctx.split.train, cfg, spec.run.seed, e) for e in range(1, cfg.epochs + 1)}
+    train = ctx.split.train
+    if cfg.gate.enabled:
+        train, lr.gate_items = gate.carve(train, cfg.gate, spec.run.seed)
+    plan = {e: _batches(train, cfg, spec.run.seed, e) for e in range(1, cfg.epochs + 1)}
     ctx.progress.start("learning steps", sum(map(len, plan.values())))
     ctx.progress.advance("learning steps", state["last_step"])
     for epoch in range(1, cfg.epochs + 1):
