@@ -2,7 +2,9 @@
 
 `model: local` serves the bundled SmolLM2-135M-Instruct GGUF; `model: local:/path/model.gguf` serves any
 GGUF. memrl starts the server, waits until it answers, reuses it for the whole run and stops it on exit,
-on Ctrl-C and on errors (and the kernel stops it if memrl itself is killed, via PR_SET_PDEATHSIG).
+on Ctrl-C and on errors. If memrl dies without stopping it (SIGKILL included), the server exits too: it
+watches a pipe whose only writer is the memrl process, and the kernel closes that pipe when the process
+ends, whichever thread started the server (PR_SET_PDEATHSIG, used before, fires when that thread ends).
 The model is then reached through litellm as `openai/local` with `api_base`, the same path as hosted APIs.
 """
 
@@ -13,7 +15,6 @@ import contextlib
 import importlib.util
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -58,13 +59,17 @@ def resolve_gguf(name: str) -> Path:
     return path
 
 
-def _die_with_parent() -> None:  # runs in the child before exec
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            import ctypes
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    os.setpgrp()  # Ctrl-C in the terminal reaches memrl, which stops the server itself
+# Runs the server in a child that exits as soon as the pipe on fd argv[1] reads end-of-file, i.e. when the
+# memrl process holding its write end is gone; then the server's own arguments follow.
+_WATCHED_SERVER = """
+import os, runpy, sys, threading
+def _watch(fd):
+    while os.read(fd, 1):
+        pass
+    os._exit(1)
+threading.Thread(target=_watch, args=(int(sys.argv.pop(1)),), daemon=True).start()
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
 
 
 class LocalServer:
@@ -89,6 +94,7 @@ class LocalServer:
             Path(log_path) if log_path else Path(tempfile.gettempdir()) / f"memrl-llama-{self.port}.log"
         )
         self.proc: subprocess.Popen[bytes] | None = None
+        self._lifeline: int | None = None  # write end of the pipe the server watches
         self.startup_s: float | None = None
 
     @property
@@ -96,8 +102,11 @@ class LocalServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def command(self) -> list[str]:
+        """The server's command line (start() runs it under a watch for memrl's exit)."""
+        return [sys.executable, "-m", "llama_cpp.server", *self._server_args()]
+
+    def _server_args(self) -> list[str]:
         return [
-            sys.executable, "-m", "llama_cpp.server",
             "--model", str(self.model_path),
             "--model_alias", ALIAS,
             "--host", self.host,
@@ -118,17 +127,26 @@ class LocalServer:
         t0 = time.perf_counter()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logf = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            self.command(), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )  # fmt: skip
-        logf.close()
+        read_end, self._lifeline = os.pipe()  # neither end is inherited by other children
+        try:  # its own session: Ctrl-C in the terminal reaches memrl, which stops the server itself
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _WATCHED_SERVER, str(read_end), *self._server_args()],
+                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                pass_fds=(read_end,), start_new_session=True,
+            )  # fmt: skip
+        except BaseException:
+            self._close_lifeline()
+            raise
+        finally:
+            os.close(read_end)
+            logf.close()
         _register(self)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 tail = self.log_path.read_text(errors="replace")[-1500:]
                 self.proc = None
+                self._close_lifeline()
                 raise LocalModelError(f"the local model server exited at start-up; its log ends:\n{tail}")
             try:
                 r = httpx.get(f"{self.api_base}/models", timeout=2.0)
@@ -151,14 +169,23 @@ class LocalServer:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+            if proc is None or proc.poll() is not None:
+                return
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        finally:
+            self._close_lifeline()
+
+    def _close_lifeline(self) -> None:
+        fd, self._lifeline = self._lifeline, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def __enter__(self) -> LocalServer:
         return self.start()
