@@ -283,6 +283,49 @@ def report_cmd(
     out.print(f"{res.html} ({len(res.pngs)} plots)", highlight=False, soft_wrap=True)
 
 
+@app.command("compare")
+def compare_cmd(
+    task: Annotated[Path, typer.Argument(help="The task file (or a run directory with spec.yaml).")],
+    memory: Annotated[
+        list[str],
+        typer.Option(
+            "--memory",
+            "-m",
+            help="A condition (repeat; the first is the baseline): none, a run "
+            "directory, a library .json, a chroma directory or URL.",
+        ),
+    ],  # fmt: skip
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Run directory for all conditions (default runs/compare-NAME)."),
+    ] = None,
+    config: Annotated[
+        list[str] | None, typer.Option("-c", "--config", help="Override: key.path=value")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Does this memory help on my model and my data? Held-out accuracy under each memory, paired against the first."""
+    from memrl.compare import compare_memories, load_compare_spec
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    )  # fmt: skip
+    try:
+        spec = load_compare_spec(task, config or [])
+        console.print(f"[dim]{spec.name}: {len(memory)} conditions with {spec.model.name} (starting…)[/]")
+        with progress:
+            res = compare_memories(spec, memory, out=out_dir, progress=_Bars(progress))
+    except MemrlError as e:
+        _fail(str(e))
+        return
+    out.print(res.markdown(), highlight=False, soft_wrap=True)
+    out.print("written: " + ", ".join(res.files.values()), highlight=False, soft_wrap=True)
+
+
 def _mount() -> None:
     from memrl.library_cli import library_app
     from memrl.memory.cli import memory_app
