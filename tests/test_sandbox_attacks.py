@@ -1,4 +1,4 @@
-"""The sandbox against code that tries to get out: writes outside its directory, network without the
+"""The sandbox against code that tries to get out: writes and chmod/chown outside its directory, network without the
 socket module, signals to other processes, escapes from its process group, fork bombs, memory and disk
 floods, loops that ignore signals, and secrets in the environment.
 
@@ -19,9 +19,12 @@ from test_sandbox import NETWORK_ERROR, tcp_server  # noqa: F401 - a fixture
 
 from memrl.tasks import sandbox
 from memrl.tasks.sandbox import run_python
-from memrl.tasks.sandbox_limits import cgroups_available, landlock_abi
+from memrl.tasks.sandbox_limits import cgroups_available, landlock_abi, private_mounts_available
 
 needs_landlock = pytest.mark.skipif(landlock_abi() < 2, reason="Landlock (ABI >= 2) is not available")
+needs_private_mounts = pytest.mark.skipif(
+    not private_mounts_available(), reason="no mount namespace of its own for a run here"
+)
 needs_cgroups = pytest.mark.skipif(not cgroups_available(), reason="no cgroup of its own for a run here")
 process_cap = cgroups_available() or os.getuid() != 0  # RLIMIT_NPROC binds every user but root
 
@@ -90,6 +93,56 @@ def test_writes_inside_the_working_directory_and_dev_null_still_work():
     result = run_python(code)
     assert result.ok, result.stderr
     assert result.stdout.strip() == "['d', 'g', 'main.py']"
+
+
+METADATA = {
+    "os.chmod": "import os\nos.chmod({target!r}, 0o777)",
+    "os.chown": "import os\nos.chown({target!r}, 4242, 4242)",
+    "os.lchown": "import os\nos.lchown({target!r}, 4242, 4242)",
+    "os.fchmod": "import os\nfd = os.open({target!r}, os.O_RDONLY)\nos.fchmod(fd, 0o777)",
+    "os.fchown": "import os\nfd = os.open({target!r}, os.O_RDONLY)\nos.fchown(fd, 4242, 4242)",
+    "shutil.chown": "import shutil\nshutil.chown({target!r}, user=4242, group=4242)",
+    "shutil.copymode": "import os, shutil\nopen('x', 'w').close()\nos.chmod('x', 0o777)\nshutil.copymode('x', {target!r})",
+    "pathlib": "from pathlib import Path\nPath({target!r}).chmod(0o777)",
+    "symlink": "import os\nos.symlink({target!r}, 'link')\nos.chmod('link', 0o777)",
+    "directory": "import os\nos.chmod(os.path.dirname({target!r}), 0o777)",
+    "utime": "import os\nos.utime({target!r}, (0, 0))",
+    "shell": "import subprocess\nsubprocess.run(['chmod', '777', {target!r}], check=True)",
+    "libc": (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "rc = libc.chmod({target!r}.encode(), 0o777) or libc.chown({target!r}.encode(), 4242, 4242)\n"
+        "assert rc == 0, os.strerror(ctypes.get_errno())"
+    ),
+}
+
+
+def _metadata(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns
+
+
+@needs_private_mounts
+@pytest.mark.parametrize("attack", list(METADATA))
+def test_no_chmod_or_chown_outside_the_working_directory(tmp_path, attack):
+    target = tmp_path / "precious.txt"
+    target.write_text("original")
+    target.chmod(0o600)
+    before = _metadata(target), _metadata(tmp_path)
+    result = run_python(METADATA[attack].format(target=str(target)), timeout_s=10)
+    assert not result.ok, f"{attack}: the change went through"
+    assert (_metadata(target), _metadata(tmp_path)) == before, attack
+
+
+@needs_private_mounts
+def test_chmod_inside_the_working_directory_still_works():
+    code = (
+        "import os, shutil, subprocess\nopen('run.sh', 'w').write('#!/bin/sh\\necho ran\\n')\n"
+        "os.chmod('run.sh', 0o755)\nshutil.copy('run.sh', 'copy.sh')\nos.utime('copy.sh', (0, 0))\n"
+        "subprocess.run(['./copy.sh'], check=True)\nprint(oct(os.stat('copy.sh').st_mode & 0o777))"
+    )
+    result = run_python(code)
+    assert result.ok, result.stderr
+    assert result.stdout.split() == ["ran", "0o755"]
 
 
 @pytest.mark.skipif(landlock_abi() < 4, reason="Landlock network rules need ABI >= 4")

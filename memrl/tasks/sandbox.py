@@ -12,13 +12,16 @@ code runs:
   run in a cgroup of its own where the kernel allows one (root included), else ``RLIMIT_NPROC``, which
   the kernel does not apply to root;
 - no writes outside the working directory: Landlock (Linux ≥ 5.13) lets the child and its children
-  write, create, rename and delete files only there (metadata changes such as chmod are not covered);
+  write, create, rename and delete files only there; metadata changes (chmod, chown, utime), which
+  Landlock does not cover, are refused there by a mount namespace of the run's own in which every mount
+  but the working directory is read-only (root, or where the kernel allows user namespaces);
 - no network: the child runs in a new, empty network namespace (``unshare -n``) where that is permitted,
   Landlock (ABI ≥ 4) refuses TCP connect and bind, and in every case ``socket`` is replaced before the
   code runs, so opening a socket raises ``OSError``; with Landlock ABI ≥ 6 the child can signal no
   process outside the sandbox.
 
-See memrl.tasks.sandbox_limits for what is available here (`landlock_abi()`, `cgroups_available()`).
+See memrl.tasks.sandbox_limits for what is available here (`landlock_abi()`, `cgroups_available()`,
+`private_mounts_available()`).
 This is a guard against accidents and careless code (runaway loops, fork bombs, huge allocations, stray
 downloads and writes), not a security boundary against hostile code: use a container or VM for that.
 """
@@ -87,7 +90,7 @@ for _mod in (socket, _socket):
                   "getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr"):
         if hasattr(_mod, _name):
             setattr(_mod, _name, _NoSocket if _name in ("socket", "SocketType") else _no_network)
-del _mod, _name, _limit, _mem, _cpu, _fsize, _nproc, _confine
+del _mod, _name, _limit, _mem, _cpu, _fsize, _nproc, _confine, _private_mounts
 _path = sys.argv[1]
 sys.argv = [_path]
 with open(_path, encoding="utf-8") as _f:

@@ -4,6 +4,10 @@
   inside its working directory (and write /dev/null); with Landlock ABI ≥ 4 it can neither connect nor
   bind TCP sockets; with ABI ≥ 6 it can signal no process outside the sandbox and reach no abstract
   UNIX socket outside it. Inherited by every process the child starts.
+- **a mount namespace of the run's own** (root, or any user where the kernel allows user namespaces):
+  every mount is read-only in it but the working directory, so what Landlock does not cover (chmod,
+  chown, utime, extended attributes) fails outside that directory with EROFS, through Python, libc or a
+  shell alike. Made before Landlock, which then forbids the child to change mounts.
 - **cgroups** (root, or a delegated hierarchy): a fresh cgroup per run caps the number of processes
   (a fork bomb stops there, root included, whom RLIMIT_NPROC does not bind) and the memory of all of
   them together, and lets the parent kill every process of the run, even those that left its process
@@ -20,11 +24,20 @@ import functools
 import os
 import secrets
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["CHILD_CONFINE", "RunCgroup", "cgroups_available", "landlock_abi", "user_task_count"]
+__all__ = [
+    "CHILD_CONFINE",
+    "RunCgroup",
+    "cgroups_available",
+    "landlock_abi",
+    "private_mounts_available",
+    "user_task_count",
+]
 
 _SYS_LANDLOCK_CREATE_RULESET = 444  # the same number on every architecture
 
@@ -46,10 +59,47 @@ def landlock_abi() -> int:
 
 
 # Runs in the child before the user's code (inside the bootstrap of sandbox.py). It must not raise: a
-# kernel without Landlock keeps the other limits.
+# kernel without Landlock or namespaces keeps the other limits.
 CHILD_CONFINE = r"""
+def _private_mounts(work):
+    import ctypes, os
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        L = ctypes.c_long
+        if libc.unshare(0x20000) != 0:  # CLONE_NEWNS, which needs CAP_SYS_ADMIN: else in a user namespace
+            uid, gid = os.getuid(), os.getgid()
+            if libc.unshare(0x10000000 | 0x20000) != 0:
+                return False
+            for name, text in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"), ("gid_map", f"{gid} {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as f:
+                    f.write(text)
+        # Nothing done here may reach the parent's mounts: make every mount private first.
+        if libc.mount(None, b"/", None, L(0x4000 | 0x40000), None) != 0:  # MS_REC | MS_PRIVATE
+            return False
+        w = os.fsencode(work)
+        if libc.mount(w, w, None, L(0x1000 | 0x4000), None) != 0:  # MS_BIND | MS_REC: a mount of its own
+            return False
+        sc = libc.syscall
+        sc.restype = L
+
+        def read_only(path, on):  # mount_setattr(AT_FDCWD, path, AT_RECURSIVE, MOUNT_ATTR_RDONLY)
+            attr = (ctypes.c_uint64 * 4)(1 if on else 0, 0 if on else 1, 0, 0)
+            return sc(L(442), L(-100), path, L(0x8000), ctypes.byref(attr), L(32)) == 0
+
+        if not read_only(b"/", True):
+            return False
+        if not read_only(w, False):
+            read_only(b"/", False)
+            return False
+        os.chdir(work)  # the old working directory lies beneath the new mount, read-only
+        return True
+    except Exception:
+        return False
+
+
 def _confine(work):
     import ctypes, os
+    _private_mounts(work)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         sc = libc.syscall
@@ -195,6 +245,20 @@ def cgroups_available() -> bool:
     ok = any((d / "pids.max").exists() for d in probe.dirs)
     probe.remove()
     return ok
+
+
+@functools.lru_cache(maxsize=1)
+def private_mounts_available() -> bool:
+    """Whether a run gets a mount namespace where all but its working directory is read-only."""
+    if not sys.platform.startswith("linux"):
+        return False
+    probe = CHILD_CONFINE + "import sys\nsys.exit(0 if _private_mounts(sys.argv[1]) else 1)\n"
+    with tempfile.TemporaryDirectory(prefix="memrl-sandbox-probe-") as work:
+        try:
+            done = subprocess.run([sys.executable, "-I", "-c", probe, work], capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return done.returncode == 0
 
 
 def user_task_count() -> int:
