@@ -181,22 +181,30 @@ def compare_memories(
             key = json.dumps([spec.model.name, prompt.model_dump(), spec.eval.model_dump(),
                               [shots[it.id].text for it in items]], sort_keys=True)  # fmt: skip
             label = _label(name, taken, hashlib.sha256(key.encode()).hexdigest())
-            before, c0 = ctx.llm.ledger.total, time.perf_counter()
-            res = asyncio.run(evaluate_items(
-                ctx.llm, ctx.verifier, items, prompt=prompt, cfg=spec.eval, run=ctx.run, label=label,
-                memory_for=_memory_for(shots), progress=progress,
-            ))  # fmt: skip
-            rows = _rows(ctx.run, label, items)
-            answers.append((rows, shots))
+            lessons = len(policy.library.active()) if policy else 0
             conds.append(ConditionResult(
-                name=name, label=label, placement=placement,
-                lessons=len(policy.library.active()) if policy else 0,
-                memory_tokens=sum(s.tokens for s in shots.values()) / max(1, len(shots)),
-                score=res.score, per_item=[r.n_correct / len(r.samples) for r in rows],
-                verdict="baseline", usage=sum((c.usage for r in rows for c in r.samples), Usage()),
-                paid=_delta(ctx.llm.ledger.total, before), seconds=time.perf_counter() - c0,
-                note=_note(name) if policy else "",
+                name=name, label=label, placement=placement, lessons=lessons, score=_EMPTY, per_item=[],
+                memory_tokens=sum(s.tokens for s in shots.values()) / max(1, len(shots)), verdict="baseline",
+                usage=Usage(), paid=Usage(), seconds=0.0, note=_note(name) if policy else "",
             ))  # fmt: skip
+            answers.append(([], shots))
+
+        async def answer_all() -> None:  # one event loop for all: the model's slots and clients belong to it
+            for i, c in enumerate(conds):
+                shots = answers[i][1]
+                before, c0 = ctx.llm.ledger.total, time.perf_counter()
+                prompt = spec.prompt.model_copy(update={"memory_placement": c.placement})
+                res = await evaluate_items(
+                    ctx.llm, ctx.verifier, items, prompt=prompt, cfg=spec.eval, run=ctx.run, label=c.label,
+                    memory_for=_memory_for(shots), progress=progress,
+                )  # fmt: skip
+                rows = _rows(ctx.run, c.label, items)
+                answers[i] = (rows, shots)
+                c.score, c.per_item = res.score, [r.n_correct / len(r.samples) for r in rows]
+                c.usage = sum((s.usage for r in rows for s in r.samples), Usage())
+                c.paid, c.seconds = _delta(ctx.llm.ledger.total, before), time.perf_counter() - c0
+
+        asyncio.run(answer_all())
     finally:
         ctx.save_usage()
         if ctx.llm.cache is not None:
@@ -224,6 +232,9 @@ def compare_memories(
     atomic_write(files["table"], result.markdown())
     atomic_write(files["result"], result.model_dump_json(indent=1))
     return result
+
+
+_EMPTY = Score(n_items=0, k=1, mean_at_k=0.0, mean_ci=(0.0, 0.0), pass_at_k=0.0, pass_ci=(0.0, 0.0))
 
 
 def _memory_for(shots: dict[str, Injection]) -> Callable[[Item], str]:

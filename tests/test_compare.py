@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -27,12 +28,20 @@ def answer(req: Request, seed: int | None) -> str:
     return str(a + b if HINT in text or a % 2 == 0 else a + b + 1)
 
 
+class SlowClient(FunctionClient):
+    """Yields to the event loop inside each call, so calls wait for the model's concurrency slot."""
+
+    async def complete_once(self, request, n=1, seed=None):
+        await asyncio.sleep(0.001)
+        return await super().complete_once(request, n, seed)
+
+
 def task(tmp_path, **eval_):
     data = tmp_path / "sums.jsonl"
     rows = [{"id": f"q{a}{b}", "question": f"What is {a} + {b}?", "answer": str(a + b)}
             for a in range(1, 9) for b in (1, 2)]  # fmt: skip
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    raw = {"name": "cmp", "algorithm": "evaluate", "model": "local",
+    raw = {"name": "cmp", "algorithm": "evaluate", "model": {"name": "local", "max_concurrency": 2},
            "data": {"source": str(data), "test_size": 10, "seed": 3}, "verifier": {"kind": "math"},
            "eval": {"k": 2, "temperature": 0.7, "max_tokens": 8} | eval_, "run": {"dir": str(tmp_path / "runs")}}  # fmt: skip
     return spec_from_mapping(raw, base_dir=tmp_path)
