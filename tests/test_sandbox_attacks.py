@@ -113,6 +113,11 @@ METADATA = {
         "rc = libc.chmod({target!r}.encode(), 0o777) or libc.chown({target!r}.encode(), 4242, 4242)\n"
         "assert rc == 0, os.strerror(ctypes.get_errno())"
     ),
+    "remount-writable": (  # mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, clear MOUNT_ATTR_RDONLY), then chmod
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nL = ctypes.c_long\n"
+        "attr = (ctypes.c_uint64 * 4)(0, 1, 0, 0)\n"
+        "libc.syscall(L(442), L(-100), b'/', L(0x8000), ctypes.byref(attr), L(32))\nos.chmod({target!r}, 0o777)"
+    ),
 }
 
 

@@ -92,6 +92,13 @@ def _private_mounts(work):
             read_only(b"/", False)
             return False
         os.chdir(work)  # the old working directory lies beneath the new mount, read-only
+        # Without CAP_SYS_ADMIN (now and after exec) the child cannot make the mounts writable again.
+        libc.prctl(L(24), L(21), L(0), L(0), L(0))  # PR_CAPBSET_DROP, CAP_SYS_ADMIN
+        head, caps = (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)()
+        if libc.capget(ctypes.byref(head), ctypes.byref(caps)) == 0:
+            for i in range(3):  # effective, permitted, inheritable (bits 0-31)
+                caps[i] &= ~(1 << 21)
+            libc.capset(ctypes.byref(head), ctypes.byref(caps))
         return True
     except Exception:
         return False
