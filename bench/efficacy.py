@@ -295,40 +295,23 @@ def markdown(summary: dict[str, Any], command: str) -> str:
 
 
 def plot(summary: dict[str, Any], path: Path) -> Path | None:
-    try:
-        import matplotlib
+    """Accuracy with intervals, and paired differences vs none: `memrl compare`'s plot (None without matplotlib)."""
+    from memrl.compare_report import plot_conditions
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    names = list(summary["conditions"])
-    rows = [summary["conditions"][n] for n in names]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    acc = [r["accuracy"] for r in rows]
-    err = [
-        [a - r["ci"][0] for a, r in zip(acc, rows, strict=True)],
-        [r["ci"][1] - a for a, r in zip(acc, rows, strict=True)],
-    ]
-    ax1.bar(names, acc, yerr=err, capsize=4, color="#4c72b0")
-    ax1.set_ylabel("held-out accuracy")
-    ax1.set_ylim(0, 1)
-    ax1.set_title(f"{summary['model']} — {summary['held_out']} held-out items")
-    diffs = [(n, r["vs_none"]) for n, r in zip(names, rows, strict=True) if "vs_none" in r]
-    if diffs:
-        d = [v["diff"] for _, v in diffs]
-        ax2.errorbar(d, range(len(d)), xerr=[[x - v["lo"] for x, (_, v) in zip(d, diffs, strict=True)],
-                                                [v["hi"] - x for x, (_, v) in zip(d, diffs, strict=True)]],
-                     fmt="o", capsize=4)  # fmt: skip
-        ax2.axvline(0, color="grey", lw=1)
-        ax2.set_yticks(range(len(d)), [n for n, _ in diffs])
-        ax2.set_xlabel("paired difference vs none (95 % CI)")
-    for ax in (ax1,):
-        ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    rows = summary["conditions"]
+    return plot_conditions(
+        path,
+        list(rows),
+        [r["accuracy"] for r in rows.values()],
+        [r["ci"] for r in rows.values()],
+        [
+            (n, r["vs_none"]["diff"], r["vs_none"]["lo"], r["vs_none"]["hi"])
+            for n, r in rows.items()
+            if "vs_none" in r
+        ],
+        title=f"{summary['model']} — {summary['held_out']} held-out items",
+        diff_label="paired difference vs none (95 % CI)",
+    )
 
 
 # ------------------------------------------------------------------------------------------------ main
