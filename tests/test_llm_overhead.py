@@ -62,16 +62,18 @@ def request(q: str) -> Request:
 def test_sigkill_loses_no_finished_call_record_or_answer(tmp_path, after):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    done = []
-    for line in proc.stdout:
-        done.append(line.strip())
-        if len(done) >= after:
-            break
-    proc.send_signal(signal.SIGKILL)  # the child is still calling: kills land mid-call, not at an exit
-    done += [q.strip() for q in proc.stdout]
-    proc.wait(timeout=30)
+    with subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        done = []
+        for line in proc.stdout:
+            done.append(line.strip())
+            if len(done) >= after:
+                break
+        proc.send_signal(signal.SIGKILL)  # the child is still calling: kills land mid-call, not at an exit
+        done += [q.strip() for q in proc.stdout]
+        proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
     lines = (tmp_path / "calls.jsonl").read_bytes().split(b"\n")
