@@ -6,6 +6,7 @@ This is the library function behind `memrl run`; the CLI only parses arguments a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import time
@@ -21,7 +22,7 @@ from memrl.llm.cache import ResponseCache
 from memrl.llm.factory import build_llm
 from memrl.llm.ledger import Ledger
 from memrl.llm.managed import ManagedLLM, RawClient, RetryPolicy
-from memrl.runs import RunDir
+from memrl.runs import RunDir, redact
 from memrl.spec import TaskSpec
 
 __all__ = [
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 class RunResult(BaseModel):
     run_dir: str
-    status: str  # finished | budget
+    status: str  # finished | budget; results.json may also say error or interrupted
     message: str = ""
     results: dict[str, Any] = Field(default_factory=dict)
     usage: dict[str, dict[str, float]] = Field(default_factory=dict)
@@ -56,7 +57,7 @@ def open_run(
         run = RunDir(run_dir)
         if resume and (run.path / "spec.yaml").exists():
             return run, spec
-        run.path.mkdir(parents=True, exist_ok=True)
+        run.make()
         run.write_spec(spec)
         return run, spec
     if resume:
@@ -162,19 +163,24 @@ def run_task(
     if run.remove_stale_temp():
         log.info("removed temporary files of writes interrupted in %s", run.path)
     t0 = time.perf_counter()
-    ctx = _build_context(spec, run, client)
-    if setup:
-        setup(ctx)
+    try:
+        ctx = _build_context(spec, run, client)
+        if setup:
+            setup(ctx)
+    except BaseException:  # a bad data file, verifier, model name...: nothing to keep
+        run.discard()
+        raise
     status, message, results = "finished", "", {}
     try:
         results = asyncio.run(_dispatch(ctx))
     except BudgetExceeded as e:
         status, message = "budget", str(e)
         log.warning("%s", e)
-    finally:
-        ctx.save_usage()
-        if ctx.llm.cache is not None:
-            ctx.llm.cache.close()
+    except BaseException as e:
+        _close(ctx)
+        _stopped(ctx, e, time.perf_counter() - t0)
+        raise
+    _close(ctx)
     out = RunResult(
         run_dir=str(run.path),
         status=status,
@@ -185,6 +191,35 @@ def run_task(
     )
     run.write_json("results.json", out.model_dump())
     return out
+
+
+def _close(ctx: RunContext) -> None:
+    ctx.save_usage()
+    ctx.llm.ledger.close()
+    if ctx.llm.cache is not None:
+        ctx.llm.cache.close()
+
+
+def _stopped(ctx: RunContext, exc: BaseException, seconds: float) -> None:
+    """A run stopped by an error: a new run no model call answered leaves nothing behind (a 401, a refused
+    connection); any other keeps its folder, with results.json saying why, for `memrl resume`."""
+    usage = ctx.llm.ledger.total
+    if usage.calls + usage.cached_calls == 0 and ctx.run.discard():
+        return
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    out = RunResult(
+        run_dir=str(ctx.run.path),
+        status="interrupted" if interrupted else "error",
+        message="interrupted" if interrupted else f"{type(exc).__name__}: {exc}",
+        usage=ctx.llm.ledger.snapshot(),
+        seconds=seconds,
+    )
+    saved = redact(out.model_dump())  # a provider's error may quote a key
+    with contextlib.suppress(OSError):  # never hide the error that stopped the run
+        ctx.run.write_json("results.json", saved)
+    log.warning(
+        "run stopped (%s); %s keeps what was done: memrl resume continues it", saved["message"], ctx.run.path
+    )
 
 
 def resume_task(

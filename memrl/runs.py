@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -87,6 +88,7 @@ class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._repaired: set[str] = set()
+        self.created = False  # whether this process made the folder (see discard)
 
     # --------------------------------------------------------------------------- creation and lookup
     @classmethod
@@ -100,10 +102,24 @@ class RunDir:
             raise ConfigError(
                 f"run directory {path} already exists; resume it with --resume, or choose another run.name"
             )
-        path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
+        run.make()
         run.write_spec(spec)
         return run
+
+    def make(self) -> None:
+        """Create the folder if it is missing; `created` says whether this call did."""
+        if not self.path.exists():
+            self.path.mkdir(parents=True)
+            self.created = True
+
+    def discard(self) -> bool:
+        """Delete the folder if this process created it (a run stopped before it did anything)."""
+        if self.created:
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.created = False
+            return True
+        return False
 
     @classmethod
     def latest(cls, spec: TaskSpec) -> RunDir:
