@@ -45,7 +45,7 @@ from memrl.library.store import ChromaLibraryStore, LibraryStore
 from memrl.llm.base import LLM
 from memrl.loop_thread import LoopThread
 from memrl.memory.base import Embedder
-from memrl.memory.records import LessonRecord
+from memrl.memory.records import CaseRecord, LessonRecord
 from memrl.memory.store import Memory
 from memrl.policy_cases import CaseSource, LearnResult, Outcome
 from memrl.spec import DiversitySpec, ModelSpec, TFGRPOSpec, as_model_spec
@@ -116,6 +116,7 @@ class MemoryPolicy:
         save_to: str | Path | None = None,
         outcomes_path: str | Path | None = None,
         count_tokens: Callable[[str], int] = approx_tokens,
+        case_render: Callable[[CaseRecord], str] = render_case,
         refresh_s: float = 5.0,
         max_waiting: int = 10_000,
     ) -> None:
@@ -134,6 +135,7 @@ class MemoryPolicy:
         self.token_budget, self.max_lessons, self.max_cases = token_budget, max_lessons, max_cases
         self.min_group, self.max_group, self.success_threshold = min_group, max_group, success_threshold
         self.learn_every, self.count_tokens, self.refresh_s = learn_every, count_tokens, refresh_s
+        self.case_render = case_render
         self.max_waiting = max_waiting
         self.save_to = Path(save_to) if save_to else None
         self.outcomes_path = Path(outcomes_path) if outcomes_path else None
@@ -221,7 +223,8 @@ class MemoryPolicy:
         cases = self.cases.retrieve(query, self.max_cases) if self.cases and self.max_cases else []
         vectors = self._lesson_vectors() if lessons and self.diversity.injection != "all" else None
         shot = build_memory(query, lessons, cases, diversity=self.diversity, vectors=vectors,
-                            budget=self.token_budget, max_lessons=self.max_lessons, count=self.count_tokens)  # fmt: skip
+                            budget=self.token_budget, max_lessons=self.max_lessons, count=self.count_tokens,
+                            render=self.case_render)  # fmt: skip
         with self._lock:
             self._shown[_key(query)] = shot
             self._shown.move_to_end(_key(query))
@@ -473,7 +476,7 @@ def _run_options(path: Path) -> dict[str, Any]:
     try:
         spec = RunDir(path).load_spec()
         found: dict[str, Any] = {"placement": spec.prompt.memory_placement, "diversity": spec.diversity}
-        return found | ({"tfgrpo": spec.tfgrpo} if spec.tfgrpo else {})
+        return found | ({"tfgrpo": spec.tfgrpo} if spec.tfgrpo else {}) | _run_cases(path, spec)
     except (ConfigError, OSError, ValueError) as e:
         whole = e
     try:
@@ -489,6 +492,32 @@ def _run_options(path: Path) -> dict[str, Any]:
     log.warning(
         "%s/spec.yaml does not validate (%s); its placement and tfgrpo settings were read alone", path, whole
     )
+    return options
+
+
+def _run_cases(path: Path, spec: Any) -> dict[str, Any]:
+    """A Training-Free GRPO run that learned worked cases deploys them as it showed them: its case memory
+    (namespace `tfgrpo`), its retrieval settings and learned utility, its renderer and its memory budget."""
+    from memrl.algos.tfgrpo.cases import NAMESPACE
+    from memrl.algos.tfgrpo.loop import CASES_BUDGET, NO_BUDGET
+    from memrl.inject import render_solved
+    from memrl.memory.store import open_memory
+
+    cfg = spec.tfgrpo
+    if cfg is None:
+        return {}
+    uses_cases = cfg.experiences in ("cases", "both") and (path / "memory").is_dir()
+    options: dict[str, Any] = {
+        "token_budget": cfg.memory_tokens or (CASES_BUDGET if uses_cases else NO_BUDGET)
+    }
+    if uses_cases:
+        memory = open_memory(path / "memory", embedder=spec.diversity.embedder, namespace=NAMESPACE)
+        q_path = path / "cases_q.json"
+        options |= {
+            "cases": CaseRetriever(memory.cases, cfg.cases, q_path=q_path if q_path.exists() else None,
+                                   exclude_same_task=False),
+            "max_cases": cfg.cases.k, "case_render": render_solved, "memory": memory,
+        }  # fmt: skip
     return options
 
 

@@ -179,3 +179,23 @@ def test_a_policy_loaded_from_the_run_injects_what_the_run_evaluated_with(tmp_pa
         question = req.messages[-1].content
         bare = policy_messages(s.prompt, Item(id="x", question=question))
         assert policy.augment(bare) == list(req.messages)
+
+
+def test_a_policy_loaded_from_a_run_with_worked_cases_deploys_them_as_evaluated(tmp_path):
+    """Lessons and worked cases (namespace `tfgrpo`, solution rendering, the run's budget) reach a deployed
+    prompt exactly as the run's held-out evaluation showed them."""
+    from memrl.inject import policy_messages
+    from memrl.policy import MemoryPolicy
+    from memrl.types import Item
+
+    rec = Recorder([NEAR_A, OTHER])
+    s = spec(
+        tmp_path, tf={"experiences": "both", "cases": {"mode": "similarity", "k": 2, "exploration": "none"}}
+    )
+    run_task(s, run_dir=tmp_path / "r", client=FunctionClient(rec))
+    policy = MemoryPolicy.load(tmp_path / "r")
+    evals = rec.policy_requests[-8:]
+    assert all("Worked examples" in r.messages[0].content for r in evals), "the run must have shown cases"
+    for req in evals[::2]:
+        bare = policy_messages(s.prompt, Item(id="x", question=req.messages[-1].content))
+        assert policy.augment(bare) == list(req.messages)

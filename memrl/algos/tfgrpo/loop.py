@@ -54,11 +54,13 @@ log = logging.getLogger(__name__)
 
 #: The memory budget once worked cases are on and `tfgrpo.memory_tokens` is not set.
 CASES_BUDGET = 1200
+#: No overall cap (lessons alone: `diversity.max_memory_tokens` bounds them).
+NO_BUDGET = 10**9
 
 
 def library_memory(lessons: list[LessonRecord]) -> str:
     """The block for these lessons alone, all of them (for the KL sharpening of one lesson)."""
-    return pack("", lessons, [], budget=10**9).text
+    return pack("", lessons, [], budget=NO_BUDGET).text
 
 
 class Learning:
@@ -109,7 +111,7 @@ class Learning:
         """The memory block for one prompt: the chosen lessons, then cases, in one budget (no cap for lessons
         alone unless `tfgrpo.memory_tokens` sets one: the lesson budget is `diversity.max_memory_tokens`)."""
         records = [h.record for h in cases.hits] if cases else []
-        budget = self.cfg.memory_tokens or (CASES_BUDGET if self.cases is not None else 10**9)
+        budget = self.cfg.memory_tokens or (CASES_BUDGET if self.cases is not None else NO_BUDGET)
         return pack(item.question, lessons, records, budget=budget, render=render_solved).text
 
     def eval_memory(self, item: Item, library: Library | None = None) -> str:
