@@ -499,7 +499,7 @@ def _run_cases(path: Path, spec: Any) -> dict[str, Any]:
     """A Training-Free GRPO run that learned worked cases deploys them as it showed them: its case memory
     (namespace `tfgrpo`), its retrieval settings and learned utility, its renderer and its memory budget."""
     from memrl.algos.tfgrpo.cases import NAMESPACE
-    from memrl.algos.tfgrpo.loop import CASES_BUDGET, NO_BUDGET
+    from memrl.algos.tfgrpo.learning import CASES_BUDGET, NO_BUDGET
     from memrl.inject import render_solved
     from memrl.memory.store import open_memory
 

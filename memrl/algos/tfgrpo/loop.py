@@ -1,10 +1,12 @@
 """Training-Free GRPO: learn an experience library from groups of rollouts (arXiv 2510.08191).
 
 Each step: sample `group_size` rollouts for each of `batch_size` training queries with the current
-library in the prompt; judge them; for every mixed group (0 < mean reward < 1) the learner summarises
-the rollouts, extracts the semantic advantage as lessons and proposes edits against a snapshot of the
-library; all proposals of the step are reconciled in one pass and applied in code; the new library
-version is saved. Held-out evaluation before learning and after every epoch.
+library in the prompt (`learning.rollout_group`); judge them; count each lesson's use and its paired
+evidence; for every group whose rewards differ the learner summarises the rollouts, extracts the semantic
+advantage as lessons and proposes edits against a snapshot of the library (`advantage`); all proposals of
+the step go through the one curation path (`memrl.library.curate`); with `tfgrpo.gate` the step is kept only
+if a validation split of the training data does not score lower (`gate`); the new library version is saved.
+Held-out evaluation before learning and after every epoch, with the same seeds.
 
 Resume: `state.json` names the last finished step and its library version. A killed step is run again
 from that version; every model call it had made is replayed from the response cache, so the result is
@@ -24,144 +26,23 @@ from typing import Any
 from memrl.algos.evaluate import evaluate_items, item_scores
 from memrl.algos.tfgrpo import gate
 from memrl.algos.tfgrpo.advantage import learn_from_group
-from memrl.algos.tfgrpo.cases import NAMESPACE, SolvedCases
-from memrl.cases import Selection
+from memrl.algos.tfgrpo.learning import Learning, rollout_group
+from memrl.algos.tfgrpo.metrics import entropy_metrics, lesson_kl_metrics, library_metrics, rollout_metrics
 from memrl.context import RunContext
-from memrl.diversity.monitor import answer_key, check_collapse, group_diversity, library_diversity
-from memrl.entropy.tracking import api_entropy_bounds, lesson_kl, open_scorer, token_entropy
+from memrl.diversity.monitor import check_collapse
 from memrl.inject import (
     LessonVectors,
-    approx_tokens,
-    explore_subset,
-    pack,
-    policy_messages,
-    render_solved,
-    select_lessons,
 )
 from memrl.library import Library, curate, has_advantage
 from memrl.library.store import JsonFolderStore
-from memrl.llm.base import LLM, Request
-from memrl.memory.records import LessonRecord
 from memrl.metrics import paired_difference
 from memrl.runs import RunDir, atomic_write
 from memrl.spec import TFGRPOSpec
-from memrl.types import Item, Message, Rollout
+from memrl.types import Item
 
 __all__ = ["run_tfgrpo", "rollout_group"]
 
 log = logging.getLogger(__name__)
-
-
-#: The memory budget once worked cases are on and `tfgrpo.memory_tokens` is not set.
-CASES_BUDGET = 1200
-#: No overall cap (lessons alone: `diversity.max_memory_tokens` bounds them).
-NO_BUDGET = 10**9
-
-
-def library_memory(lessons: list[LessonRecord]) -> str:
-    """The block for these lessons alone, all of them (for the KL sharpening of one lesson)."""
-    return pack("", lessons, [], budget=NO_BUDGET).text
-
-
-class Learning:
-    """What a step needs besides the context: the library, the learner, the lesson vectors and the knobs
-    the collapse alarm may turn (rollout temperature, per-rollout exploration)."""
-
-    def __init__(
-        self, ctx: RunContext, library: Library, learner: LLM, vectors: LessonVectors, state: dict[str, Any]
-    ) -> None:
-        self.ctx, self.library, self.learner, self.vectors = ctx, library, learner, vectors
-        self.cfg = ctx.spec.tfgrpo or TFGRPOSpec()
-        self.dcfg = ctx.spec.diversity
-        self.temperature = float(state.get("temperature", self.cfg.temperature))
-        self.explore = bool(state.get("explore", self.dcfg.enabled and self.dcfg.explore_subsets))
-        self.ecfg = ctx.spec.entropy
-        self.gate_items: list[Item] = []  # the no-harm gate's validation items (carved from training)
-        self._scorer: Any = None
-        self.use_lessons = self.cfg.experiences in ("lessons", "both")
-        self.cases: SolvedCases | None = None
-        if self.cfg.experiences in ("cases", "both"):
-            self.cases = SolvedCases(
-                ctx.run.path, self.cfg.cases, held_out=ctx.split.test, case_chars=self.cfg.case_chars,
-                memory=ctx.open_memory(ctx.run.file("memory"), namespace=NAMESPACE, embedder=self.dcfg.embedder),
-            )  # fmt: skip
-
-    @property
-    def scorer(self) -> Any:
-        """The local model that scores entropy (loaded on first use; only with an `entropy:` section)."""
-        if self._scorer is None and self.ecfg is not None:
-            self._scorer = open_scorer(self.ecfg.model, self.ecfg.n_ctx)
-        return self._scorer
-
-    def request(self, messages: list[Message]) -> Request:
-        cfg, spec = self.cfg, self.ctx.spec
-        topk = self.ecfg.api_top_logprobs if self.ecfg else None
-        return Request.of(
-            messages, temperature=self.temperature, max_tokens=cfg.max_tokens or spec.eval.max_tokens,
-            stop=spec.eval.stop, logprobs=bool(topk), top_logprobs=topk,
-        )  # fmt: skip
-
-    def lessons_for(self, item: Item, library: Library | None = None) -> list[LessonRecord]:
-        if not self.use_lessons:
-            return []
-        lib = self.library if library is None else library  # an empty Library is falsy
-        return select_lessons(lib.active(), item.question, self.vectors, self.dcfg)
-
-    def memory(self, item: Item, lessons: list[LessonRecord], cases: Selection | None = None) -> str:
-        """The memory block for one prompt: the chosen lessons, then cases, in one budget (no cap for lessons
-        alone unless `tfgrpo.memory_tokens` sets one: the lesson budget is `diversity.max_memory_tokens`)."""
-        records = [h.record for h in cases.hits] if cases else []
-        budget = self.cfg.memory_tokens or (CASES_BUDGET if self.cases is not None else NO_BUDGET)
-        return pack(item.question, lessons, records, budget=budget, render=render_solved).text
-
-    def eval_memory(self, item: Item, library: Library | None = None) -> str:
-        """The memory a held-out (or validation) item gets: greedy case ranking, lessons of `library`."""
-        cases = self.cases.select(item, f"eval:{item.id}", explore=False) if self.cases else None
-        return self.memory(item, self.lessons_for(item, library), cases)
-
-
-async def rollout_group(
-    lr: Learning, item: Item, *, step: int
-) -> tuple[list[Rollout], list[list[str]], list[Selection]]:
-    """G judged rollouts of one query, the lesson ids each rollout was shown and the cases it was shown."""
-    ctx, cfg = lr.ctx, lr.cfg
-    chosen = lr.lessons_for(item)
-    salt = f"rollout:{step}:{item.id}"
-    G = cfg.group_size
-    per_rollout_cases = lr.cases is not None and cfg.cases.mode == "q" and cfg.cases.exploration != "none"
-    if lr.cases is None:
-        cases = [Selection()] * G
-    elif per_rollout_cases:  # exploration: each rollout may see other cases, so Q learns from the contrast
-        cases = [lr.cases.select(item, f"{salt}:{i}", explore=True) for i in range(G)]
-    else:
-        cases = [lr.cases.select(item, salt, explore=True)] * G
-    explore_lessons = lr.explore and bool(chosen)
-    shown = (
-        [explore_subset(chosen, i, salt, lr.dcfg.subset_fraction) for i in range(G)]
-        if explore_lessons
-        else [chosen] * G
-    )
-    if explore_lessons or per_rollout_cases:
-        msgs = [
-            policy_messages(ctx.spec.prompt, item, lr.memory(item, sub, c))
-            for sub, c in zip(shown, cases, strict=True)
-        ]
-    else:
-        msgs = [policy_messages(ctx.spec.prompt, item, lr.memory(item, chosen, cases[0]))] * G
-    reqs = [lr.request(m) for m in msgs]
-    if all(r == reqs[0] for r in reqs):  # one group request: identical groups share it through the cache
-        samples = await ctx.llm.complete(reqs[0], n=G, phase="rollout", salt=salt)
-    else:
-        outs = await asyncio.gather(
-            *(ctx.llm.complete(r, phase="rollout", salt=f"{salt}:{i}") for i, r in enumerate(reqs))
-        )
-        samples = [o[0] for o in outs]
-    verdicts = await asyncio.gather(*(ctx.verifier.verify(item, c.text) for c in samples))
-    rollouts = [
-        Rollout(item_id=item.id, sample=i, messages=m, completion=c, verdict=v)
-        for i, (m, c, v) in enumerate(zip(msgs, samples, verdicts, strict=True))
-    ]
-    return rollouts, [[x.id for x in sub] for sub in shown], cases
 
 
 def _batches(train: list[Item], cfg: TFGRPOSpec, seed: int, epoch: int) -> list[list[Item]]:
@@ -171,59 +52,6 @@ def _batches(train: list[Item], cfg: TFGRPOSpec, seed: int, epoch: int) -> list[
     return [
         [order[(s * cfg.batch_size + j) % len(order)] for j in range(cfg.batch_size)] for s in range(steps)
     ]
-
-
-def _rollout_metrics(groups: list[list[Rollout]]) -> dict[str, float]:
-    per = [
-        [(" ".join((r.verdict.extracted or r.completion.text[-60:]).split()), answer_key(r.verdict.extracted, r.completion.text),
-          r.verdict.reward, r.verdict.correct) for r in g]
-        for g in groups
-    ]  # fmt: skip
-    n = max(1, sum(map(len, groups)))
-    return {
-        **group_diversity(per),
-        "truncated_share": sum(r.completion.truncated for g in groups for r in g) / n,
-    }
-
-
-def _library_metrics(lr: Learning) -> dict[str, float]:
-    texts = lr.library.texts()
-    div = library_diversity(lr.vectors.of(texts).tolist() if texts else [], lr.dcfg.redundancy_threshold)
-    return {"lessons": len(texts), "library_words": sum(len(t.split()) for t in texts),
-            "library_tokens": sum(approx_tokens(t) for t in texts), **div}  # fmt: skip
-
-
-async def _entropy_metrics(lr: Learning, groups: list[list[Rollout]]) -> dict[str, Any]:
-    assert lr.ecfg is not None
-    per_group = await asyncio.to_thread(token_entropy, lr.scorer, groups, lr.ecfg.aggregation)
-    out: dict[str, Any] = {"token_entropy": sum(per_group) / len(per_group) if per_group else 0.0,
-                           "token_entropy_groups": [round(x, 6) for x in per_group]}  # fmt: skip
-    return out | (api_entropy_bounds([r for g in groups for r in g]) or {})
-
-
-async def _lesson_kl(
-    lr: Learning, changed: list[LessonRecord], batch: list[Item], groups: list[list[Rollout]]
-) -> dict[str, Any]:
-    """Each new or rewritten lesson's KL sharpening on the first prompts of the batch."""
-    if not changed:
-        return {}
-    spec, kls = lr.ctx.spec, []
-    for lesson in changed:
-        pairs = []
-        for item, g in list(zip(batch, groups, strict=True))[: lr.ecfg.kl_prompts if lr.ecfg else 1]:
-            others = [x for x in lr.lessons_for(item) if x.id != lesson.id]
-            without = policy_messages(spec.prompt, item, library_memory(others))
-            with_ = policy_messages(spec.prompt, item, library_memory([*others, lesson]))
-            pairs.append((with_, without, g[0].completion.text))
-        kl = await asyncio.to_thread(lesson_kl, lr.scorer, pairs)
-        lr.library.lessons[lesson.id] = lesson.model_copy(
-            update={"metadata": {**lesson.metadata, "kl_sharpening": round(kl, 6)}}
-        )
-        kls.append(kl)
-    return {
-        "lesson_kl_mean": sum(kls) / len(kls),
-        "lesson_kl": {x.id: round(k, 6) for x, k in zip(changed, kls, strict=True)},
-    }
 
 
 async def _gate(lr: Learning, pre: Library, step: int) -> dict[str, Any]:
@@ -278,7 +106,7 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
             for i, it, g in mixed
         )
     )
-    entropy = await _entropy_metrics(lr, groups) if lr.ecfg else {}
+    entropy = await entropy_metrics(lr, groups) if lr.ecfg else {}
     before = {x.id: x.text for x in library.active()}
     pre = library.copy()
     cur = await curate(list(proposals), library, tfgrpo=cfg, diversity=lr.dcfg, vectors=lr.vectors,
@@ -296,8 +124,8 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
         )
     if lr.ecfg and lr.ecfg.lesson_kl:
         changed = [x for x in library.active() if before.get(x.id) != x.text][:4]
-        entropy |= await _lesson_kl(lr, changed, batch, groups)
-    m = _rollout_metrics(groups) | entropy
+        entropy |= await lesson_kl_metrics(lr, changed, batch, groups)
+    m = rollout_metrics(groups) | entropy
     alarm = check_collapse(lr.dcfg, m, size_before, len(library)) if lr.dcfg.enabled else None
     if alarm:
         lr.temperature = min(1.2, lr.temperature + lr.dcfg.alarm_temperature_step)
@@ -308,7 +136,7 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
         **m,
         **case_m,
         **gate_m,
-        **_library_metrics(lr),
+        **library_metrics(lr),
         "groups": len(groups),
         "learned_groups": len(mixed),
         "lessons_proposed": sum(len(p.lessons) for p in proposals),
