@@ -246,6 +246,10 @@ def summarise(
             "n": len(acc),
             "truncated_share": sum(trunc) / len(trunc),
             **info,
+            # per item, in held-out order: anyone can recompute the table (and its paired tests) from these
+            "items": [
+                {"id": it.id, "score": a, "truncated": t} for it, a, t in zip(test, acc, trunc, strict=True)
+            ],
         }
         if name == "none":
             base_acc = acc
