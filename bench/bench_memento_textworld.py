@@ -89,6 +89,10 @@ def table(results: dict[str, list[dict]]) -> tuple[str, dict]:
             s["paired_reward_diff"], s["paired_success_diff"] = d, dw
             dr = f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
             ds = f"{dw[0]:+.3f} [{dw[1]:+.3f}, {dw[2]:+.3f}]"
+        # per episode, so the table can be recomputed from the committed results
+        s["episodes"] = [
+            {k: r[k] for k in ("item", "phase", "reward", "success", "steps", "tokens")} for r in rows
+        ]
         summary[mode] = s
         lines.append(f"| {mode} | {len(tr)} | {len(ev)} | {wins}/{len(ev)} = {s['success_rate']:.3f} [{lo:.3f}, {hi:.3f}] | "
                      f"{m:.3f} [{mlo:.3f}, {mhi:.3f}] | {dr} | {ds} | {s['mean_steps']:.1f} | {s['mean_tokens']:.0f} |")  # fmt: skip
