@@ -225,3 +225,19 @@ def test_a_copy_of_the_learners_own_format_example_is_not_a_lesson():
     assert echoes_instructions("<the new lesson, in full>", fixed)
     assert echoes_instructions("The new lesson, in full", fixed) and echoes_instructions("...", fixed)
     assert not echoes_instructions(FORMULA, fixed)
+
+
+def test_a_text_about_the_lesson_itself_is_rejected():
+    """What SmolLM2-135M wrote as lessons in the 2026-12-06 ablation, and what a real lesson looks like."""
+    from memrl.library.specifics import talks_about_itself
+
+    for junk in ("The new lesson is incomplete. The previous one was incomplete.",
+                 "This text has been updated to include the improved lesson.",
+                 "The improved lesson refines the original text, which has been updated"):  # fmt: skip
+        assert talks_about_itself(junk), junk
+    assert not talks_about_itself(FORMULA)
+    assert not talks_about_itself("When a text asks for a date, answer in ISO format")
+    edits, rejected = reconcile(
+        [adds("The new lesson is a great example of logical thinking")], Library(), TFGRPOSpec()
+    )
+    assert edits == [] and "not about the task" in rejected[0].reason

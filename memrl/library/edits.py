@@ -1,8 +1,8 @@
 """What the learner proposes (`Op`, `Proposal`) and the rules that turn a step's proposals into edits.
 
 `reconcile` rules, in order: an operation naming an unknown or retired id, or an ADD/UPDATE without text, is
-rejected with a logged reason; a text that repeats a specific number or name of its own group's question is
-rejected (lessons must carry over to other problems; formulas, units and format examples are fine); texts
+rejected with a logged reason; a text about "the new lesson" or "the library" instead of the task, and a text
+that repeats a specific number or name of its own group's question, are rejected (lessons must carry over to other problems; formulas, units and format examples are fine); texts
 over the word cap are cut; DELETE beats UPDATE on the same lesson; of several UPDATEs of one lesson the first
 (in batch order) wins; an ADD whose text equals an earlier ADD's joins it, and one that equals an active
 lesson becomes support for that lesson. Near-equal texts are judged later (`memrl.library.curate`), and the
@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from memrl.library.core import Library
-from memrl.library.specifics import copied_specifics
+from memrl.library.specifics import copied_specifics, talks_about_itself
 from memrl.spec import TFGRPOSpec
 
 __all__ = [
@@ -110,6 +110,11 @@ def reconcile(
             if o.op in ("ADD", "UPDATE") and len(_WORD.findall(content.lower())) < 3:
                 reject(
                     o.op, o.id, content, p.item_id, "empty content" if not content else "fewer than 3 words"
+                )
+                continue
+            if o.op in ("ADD", "UPDATE") and talks_about_itself(content):
+                reject(
+                    o.op, o.id, content, p.item_id, "talks about the lesson or library, not about the task"
                 )
                 continue
             if o.op in ("ADD", "UPDATE") and (copied := copied_specifics(content, p.question)):

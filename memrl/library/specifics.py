@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["copied_specifics"]
+__all__ = ["copied_specifics", "talks_about_itself"]
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 _NAME = re.compile(r"\b[A-Z][a-z]{2,}\b")
@@ -43,3 +43,16 @@ def copied_specifics(text: str, question: str) -> list[str]:
     found = [n for n in dict.fromkeys(_number_value(t) for t in _NUMBER.findall(text)) if n in numbers]
     found += [w for w in dict.fromkeys(_NAME.findall(text)) if w in names]
     return found
+
+
+_SELF = re.compile(
+    r"\b(?:lessons?|library)\b"  # a lesson about lessons
+    r"|\b(?:new|previous|original|improved|updated)\s+(?:text|version|one)\b",  # about its own revision
+    re.IGNORECASE,
+)
+
+
+def talks_about_itself(text: str) -> bool:
+    """A text about "the new lesson" or "the library" instead of about the task: what a learner too small to
+    follow the instructions writes ("The new lesson is incomplete. The previous one was incomplete.")."""
+    return _SELF.search(text) is not None
