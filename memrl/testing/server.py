@@ -1,5 +1,6 @@
-"""FakeOpenAIServer: a real HTTP server on a loopback port that speaks the OpenAI chat API and plays a
-script of faults (429 with or without Retry-After, 5xx, slow answers, cut connections, bad bodies).
+"""FakeOpenAIServer: a real HTTP server on a loopback port that speaks the OpenAI chat and Responses APIs
+(JSON, or server-sent events for `"stream": true`; text or tool calls, see memrl.testing.openai_wire) and
+plays a script of faults (429 with or without Retry-After, 5xx, slow answers, cut connections, bad bodies).
 
 Adapters are tested at the wire against it, never by patching their methods. Beyond the script, a
 `responder` makes answers a function of the request (a deterministic toy model), a `faults` injector
@@ -24,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from memrl.testing.loopback import LoopbackServer
+from memrl.testing.openai_wire import Reply, chat_sse, responses_body, responses_sse, tool_calls
 
 __all__ = ["Action", "FakeOpenAIServer", "Injector", "Responder", "chat_body"]
 
@@ -42,6 +44,13 @@ class Action(BaseModel):
     prompt_tokens: int = 10
     completion_tokens: int = 5
     empty_choices: bool = False
+    tool_calls: list[dict[str, Any]] | None = None  # `{"name", "arguments"}` the assistant calls on a 200
+
+
+def _text(a: Action) -> str | None:
+    if a.text is not None:
+        return a.text
+    return None if a.tool_calls else "ok"
 
 
 def chat_body(a: Action, n: int = 1, model: str = "fake") -> dict[str, Any]:
@@ -51,8 +60,9 @@ def chat_body(a: Action, n: int = 1, model: str = "fake") -> dict[str, Any]:
         else [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": "ok" if a.text is None else a.text},
-                "finish_reason": a.finish_reason,
+                "message": {"role": "assistant", "content": _text(a)}
+                | ({"tool_calls": tool_calls(a.tool_calls)} if a.tool_calls else {}),
+                "finish_reason": "tool_calls" if a.tool_calls else a.finish_reason,
             }
             for i in range(n)
         ]
@@ -65,10 +75,30 @@ def chat_body(a: Action, n: int = 1, model: str = "fake") -> dict[str, Any]:
     }  # fmt: skip
 
 
-#: The text of a 200 answer as a function of the request body (a toy model).
-Responder = Callable[[dict[str, Any]], str]
+#: The answer of a 200 as a function of the request body (a toy model): its text, or the tool calls
+#: (`{"name", "arguments"}`) the assistant asks for.
+Responder = Callable[[dict[str, Any]], Reply]
 #: A fault for this request, as (kind, action), or None to answer normally.
 Injector = Callable[[dict[str, Any]], "tuple[str, Action] | None"]
+
+
+def _answer(a: Action, reply: Reply | None, body: dict[str, Any], path: str) -> tuple[str, str]:
+    """The payload of a 200 and its content type: a chat completion or a Responses API `response`,
+    as JSON or, for `"stream": true`, as server-sent events."""
+    model = str(body.get("model", "fake"))
+    if isinstance(reply, list):
+        a = a.model_copy(update={"text": None, "tool_calls": reply})
+    elif reply is not None:
+        a = a.model_copy(update={"text": reply, "tool_calls": None})
+    stream = bool(body.get("stream"))
+    if path.rstrip("/").endswith("/responses"):
+        resp = responses_body(a.tool_calls or _text(a) or "", model, (a.prompt_tokens, a.completion_tokens))
+        payload = responses_sse(resp) if stream else json.dumps(resp)
+    else:
+        chat = chat_body(a, int(body.get("n") or 1), model)
+        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        payload = chat_sse(chat, usage) if stream else json.dumps(chat)
+    return payload, "text/event-stream" if stream else "application/json"
 
 
 class FakeOpenAIServer(LoopbackServer):
@@ -153,17 +183,14 @@ class FakeOpenAIServer(LoopbackServer):
                     self._reset()
                     server._done(record, "reset")
                     return
-                outcome = "ok"
+                outcome, kind = "ok", "application/json"
                 if a.body is not None:
                     payload, outcome = a.body, "raw_body"
                 elif a.status == 200:
-                    text = a.text
-                    if text is None and server.responder is not None:
-                        text = server.responder(body)
-                    answer = a.model_copy(update={"text": text})
-                    payload = json.dumps(
-                        chat_body(answer, int(body.get("n") or 1), str(body.get("model", "fake")))
-                    )
+                    reply: Reply | None = a.text if a.text is not None else a.tool_calls
+                    if reply is None and server.responder is not None:
+                        reply = server.responder(body)
+                    payload, kind = _answer(a, reply, body, self.path)
                     outcome = "empty_choices" if a.empty_choices else "ok"
                 else:
                     payload = json.dumps(
@@ -176,7 +203,7 @@ class FakeOpenAIServer(LoopbackServer):
                         self._reset()
                         outcome = "reset_mid_body"
                     else:
-                        self._send(a.status, payload, a.headers)
+                        self._send(a.status, payload, a.headers, kind=kind)
                 except OSError:  # the client gave up (timed out) before the answer came
                     outcome = "client_gone"
                 server._done(record, outcome)
@@ -194,11 +221,16 @@ class FakeOpenAIServer(LoopbackServer):
                 self.wfile = io.BytesIO()  # what the base class still flushes after us goes nowhere
 
             def _send(
-                self, status: int, payload: str, headers: dict[str, str], cut: int | None = None
+                self,
+                status: int,
+                payload: str,
+                headers: dict[str, str],
+                cut: int | None = None,
+                kind: str = "application/json",
             ) -> None:
                 data = payload.encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in headers.items():
                     self.send_header(k, v)
