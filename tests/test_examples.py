@@ -81,3 +81,15 @@ def test_deploy_library_example(local_server, capsys):
     res = example("deploy_library").main(["--tasks", "2"])
     assert res["lessons"] == 4 and all(0 <= n <= 2 for n in res["right"].values())
     assert "injected 4 lessons" in capsys.readouterr().out
+
+
+@pytest.mark.local_model
+@pytest.mark.slow
+@needs_local
+def test_responses_streaming_and_tool_call_apps(local_server, capsys):
+    assert example("responses_app").main(["--tasks", "1"])["recorded"] == 1
+    assert "in the instructions of every request" in capsys.readouterr().out
+    assert example("streaming_app").main(["--tasks", "1"])["recorded"] == 1
+    assert "4 lessons in every request" in capsys.readouterr().out
+    assert example("tool_calls_app").main(["--tasks", "1"])["recorded"] == 1
+    assert "tool results [" in capsys.readouterr().out
