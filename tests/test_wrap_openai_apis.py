@@ -243,3 +243,14 @@ def test_a_responses_api_tool_loop_keeps_the_memory_on_every_request(tool_server
         else:
             assert body["instructions"] == "Use calc." and body["input"][0]["content"] == f"{BLOCK}\n\n{TASK}"
         assert body["input"][1:] == items[1 : len(body["input"])] and blocks(body) == 1
+
+
+def test_a_chained_responses_tool_turn_without_user_text_is_sent_not_refused(server):
+    """`previous_response_id` + only `function_call_output` items: with `user` placement the memory went
+    in with the task on the first turn; the wrapper used to raise ValueError before sending anything."""
+    c, _ = clients(server, "user")
+    outputs = [{"type": "function_call_output", "call_id": "call_0", "output": "42"}]
+    c.responses.create(model="m", previous_response_id="resp_1", input=outputs)
+    assert (
+        server.requests[-1]["body"]["input"] == outputs and "instructions" not in server.requests[-1]["body"]
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from memrl.inject.place import Placement, add_text, inject, query_text
+from memrl.inject.place import Placement, add_text, inject, query_index, query_text
 from memrl.wrap._proxy import Route, Wrapped
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ class ResponsesRewriter:
         given = kwargs["input"]
         if isinstance(given, str):
             return kwargs if block in given else {**kwargs, "input": add_text(given, block, front=True)}
+        if query_index(given) is None:  # tool outputs chained by `previous_response_id`: the task, with its
+            return kwargs  # memory, is in the stored conversation already
         return {**kwargs, "input": inject(given, block, "user")}
 
 
