@@ -3,6 +3,8 @@ onnxruntime called directly. Prints figures and ratios side by side.
 
     python bench/bench_memory.py            # 1k, 10k, 100k items (a few minutes on 2 cores)
     python bench/bench_memory.py --smoke    # tiny and fast, for CI
+    python bench/bench_memory.py --curve 100000 --data random --m 16 --construction-ef 100 --search-ef 100,200,400
+                                            # recall@10 / latency curve over HNSW settings (and the exact path)
 
 Retrieval uses random unit vectors (dim 384, the default embedder's), because embedding 100k texts would take
 minutes: a lookup "embedder" maps each item's and each query's text to its precomputed vector, so the timed path
@@ -23,7 +25,7 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from memrl.memory import LessonRecord, open_memory  # noqa: E402
+from memrl.memory import IndexSettings, LessonRecord, open_memory  # noqa: E402
 from memrl.memory.embed import MiniLMEmbedder, minilm_files  # noqa: E402
 
 DIM = 384
@@ -190,11 +192,101 @@ def bench_embedding(n_texts: int, batch: int = 64) -> dict[str, float]:
     }
 
 
+def _vectors(kind: str, n: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`random`: unit Gaussian vectors (HNSW's hard case). `minilm`: real MiniLM embeddings of 2,000 distinct
+    texts, each item (and query) a normalised mix of two of them plus a little noise: embedding 100k texts
+    would take too long on 2 cores, and exact copies would make recall trivially high or ill-defined."""
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        return _unit(rng, n), _unit(rng, n_queries)
+    base = np.array(MiniLMEmbedder().embed(_texts(2000, seed)), dtype=np.float32)
+
+    def mix(m: int) -> np.ndarray:
+        a, b = rng.integers(0, len(base), m), rng.integers(0, len(base), m)
+        x = base[a] + rng.uniform(0.2, 0.8, (m, 1)).astype(np.float32) * base[b]
+        x += rng.normal(scale=0.02, size=x.shape).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    return mix(n), mix(n_queries)
+
+
+def _emb(path: str) -> LookupEmbedder:
+    data = np.load(path)
+    n, nq = len(data["items"]), len(data["queries"])
+    names = [f"item {i}" for i in range(n)] + [f"query {i}" for i in range(nq)]
+    return LookupEmbedder(np.concatenate([data["items"], data["queries"]]), names)
+
+
+def _build(tmp: str, path: str, settings: dict) -> float:
+    emb = _emb(path)
+    lib = open_memory(tmp, embedder=emb, index=IndexSettings(**settings)).experience
+    n, t0 = len(emb.row) - len(np.load(path)["queries"]), time.perf_counter()
+    for s in range(0, n, 5000):
+        lib.upsert([LessonRecord(id=f"i{i}", text=f"item {i}") for i in range(s, min(n, s + 5000))])
+    return time.perf_counter() - t0
+
+
+def _measure(tmp: str, path: str, settings: dict, k: int) -> tuple[float, float, float]:
+    data = np.load(path)
+    items, queries = data["items"], data["queries"]
+    lib = open_memory(tmp, embedder=_emb(path), index=IndexSettings(**settings)).experience
+    lib.query("query 0", k=k)  # warm: loads the index (or the exact cache)
+    times, rec = [], []
+    for qi in range(len(queries)):
+        truth = {f"i{j}" for j in np.argsort(-(items @ queries[qi]))[:k]}
+        t = time.perf_counter()
+        ids = {h.record.id for h in lib.query(f"query {qi}", k=k)}
+        times.append(time.perf_counter() - t)
+        rec.append(len(ids & truth) / k)
+    a = np.array(times) * 1000
+    return float(np.percentile(a, 50)), float(np.percentile(a, 95)), float(np.mean(rec))
+
+
+def bench_curve(
+    n: int, kind: str, m: int, construction_ef: int, search_efs: list[int], n_queries: int = 200, k: int = 10
+) -> list[dict[str, float]]:
+    """recall@k against exact numpy and memrl `store.query` p50/p95, for each search_ef on one built index and
+    for the exact path over the same rows. Each measurement runs in a fresh process: chroma reads ef_search
+    when it loads an index, so a changed search_ef reaches an index that a process has not loaded yet."""
+    import multiprocessing
+
+    items, queries = _vectors(kind, n, n_queries)
+    out = []
+    ctx = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory() as tmp, ctx.Pool(1, maxtasksperchild=1) as pool:
+        path = os.path.join(tmp, "vectors.npz")
+        np.savez(path, items=items, queries=queries)
+        base = {"m": m, "construction_ef": construction_ef, "search_ef": search_efs[0], "exact_below": 0}
+        build_s = pool.apply(_build, (os.path.join(tmp, "db"), path, base))
+        for ef in [*search_efs, 0]:
+            st = base | ({"search_ef": ef} if ef else {"exact_below": n + 1})
+            p50, p95, recall = pool.apply(_measure, (os.path.join(tmp, "db"), path, st, k))
+            row = {"n": n, "data": kind, "m": m, "construction_ef": construction_ef, "search_ef": ef}
+            out.append(row | {"build_s": build_s, "p50_ms": p50, "p95_ms": p95, "recall": recall})
+            label = f"search_ef {ef}" if ef else "exact (numpy)"
+            print(
+                f"{n:>7} {kind:>7} m={m:<3} cef={construction_ef:<4} {label:>15}  build {build_s:6.1f}s  "
+                f"p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  recall@{k} {recall:.3f}",
+                flush=True,
+            )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--curve", type=int, default=0, help="run the HNSW settings curve at this many items")
+    ap.add_argument("--data", choices=["random", "minilm"], default="random")
+    ap.add_argument("--m", type=int, default=16)
+    ap.add_argument("--construction-ef", type=int, default=100)
+    ap.add_argument("--search-ef", default="100")
+    ap.add_argument("--queries", type=int, default=200)
     args = ap.parse_args()
+    if args.curve:
+        efs = [int(x) for x in args.search_ef.split(",")]
+        bench_curve(args.curve, args.data, args.m, args.construction_ef, efs, args.queries, args.k)
+        return
     sizes, n_queries, n_texts = ([300], 30, 64) if args.smoke else ([1_000, 10_000, 100_000], 300, 1024)
 
     print(f"retrieval: random unit vectors, dim {DIM}, top-{args.k}, {n_queries} queries per size")

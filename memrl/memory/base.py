@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from memrl.memory.records import CaseRecord, LessonRecord, MemoryRecord, SubtaskRecord, ToolCallRecord
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "MemoryStores",
     "VectorIndex",
     "VectorBackend",
+    "IndexSettings",
 ]
 
 R = TypeVar("R", bound=MemoryRecord)
@@ -147,6 +150,22 @@ class MemoryStores(Protocol):
     def tools(self) -> ToolStore: ...
 
     def stores(self) -> dict[str, Any]: ...
+
+
+class IndexSettings(BaseModel):
+    """How a vector index searches. `search_ef`, `construction_ef` and `m` are chroma's HNSW settings
+    (`ef_search`, `ef_construction`, `max_neighbors`); defaults picked from `bench/bench_memory.py --curve`.
+    `construction_ef` and `m` are fixed when a collection is created: an existing collection keeps its own
+    (a warning says so when they differ); `search_ef` is applied to existing collections too. Collections
+    holding fewer than `exact_below` rows are searched exactly (numpy over a cached matrix; embedded chroma
+    directories only), which measured faster than HNSW there; 0 turns exact search off."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    search_ef: int = Field(default=100, ge=1, description="HNSW candidates kept per query (ef_search).")
+    construction_ef: int = Field(default=100, ge=1, description="HNSW build depth (ef_construction).")
+    m: int = Field(default=16, ge=2, description="HNSW links per node (max_neighbors).")
+    exact_below: int = Field(default=20_000, ge=0, description="Exact numpy search below this many rows.")
 
 
 class VectorIndex(Protocol):

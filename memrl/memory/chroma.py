@@ -9,17 +9,19 @@ chromadb in a new process (after `import memrl.memory.chroma`) embeds query text
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import chromadb
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-from chromadb.errors import NotFoundError
+from chromadb.errors import ChromaError, NotFoundError
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from memrl.errors import ConfigError
-from memrl.memory.base import Embedder, Row, Where
+from memrl.memory import exact
+from memrl.memory.base import Embedder, IndexSettings, Row, Where
 
 __all__ = ["ChromaBackend", "ChromaIndex", "MemrlEmbeddingFunction", "SCHEMA_VERSION"]
 
@@ -68,10 +70,12 @@ class MemrlEmbeddingFunction(EmbeddingFunction[Documents]):
 
 
 class ChromaIndex:
-    """One chroma collection as a memrl `VectorIndex`."""
+    """One chroma collection as a memrl `VectorIndex`. Unfiltered queries on a collection of fewer than
+    `exact_below` rows are answered exactly from a cached matrix (`memrl.memory.exact`), others by HNSW."""
 
-    def __init__(self, collection: Any, max_batch: int) -> None:
-        self._col, self._max_batch = collection, max_batch
+    def __init__(self, collection: Any, max_batch: int, location: str = "", exact_below: int = 0) -> None:
+        self._col, self._max_batch, self._exact_below = collection, max_batch, exact_below
+        self._key = (location, str(collection.name))
 
     @property
     def name(self) -> str:
@@ -88,6 +92,7 @@ class ChromaIndex:
         documents: list[str],
         metadatas: list[dict[str, Any]],
     ) -> None:
+        exact.drop(self._key)
         step = self._max_batch
         for i in range(0, len(ids), step):
             self._col.upsert(
@@ -104,6 +109,7 @@ class ChromaIndex:
         documents: list[str],
         metadatas: list[dict[str, Any]],
     ) -> None:
+        exact.drop(self._key)
         # chroma's `add` skips ids the collection holds already and keeps their rows (checked against
         # `chroma run` and PersistentClient, chromadb 1.5: no error, first write wins).
         self._col.add(ids=ids, embeddings=embeddings, documents=documents, metadatas=metadatas)
@@ -131,6 +137,11 @@ class ChromaIndex:
     ) -> list[Row]:
         if k <= 0:
             return []
+        if self._exact_below and not where:
+            n = self.count()
+            if n < self._exact_below:
+                load = lambda: self._col.get(include=["embeddings", "documents", "metadatas"])  # noqa: E731
+                return exact.top_k(exact.cached(self._key, n, load), embedding, k, include_embeddings)
         include = ["documents", "metadatas", "distances", *(["embeddings"] if include_embeddings else [])]
         res = self._col.query(query_embeddings=[embedding], n_results=k, where=where or None, include=include)
         embs = res.get("embeddings")
@@ -146,6 +157,7 @@ class ChromaIndex:
         ]
 
     def delete(self, ids: list[str]) -> None:
+        exact.drop(self._key)
         for i in range(0, len(ids), self._max_batch):
             self._col.delete(ids=ids[i : i + self._max_batch])
 
@@ -156,9 +168,10 @@ class ChromaIndex:
 class ChromaBackend:
     """Chroma at a directory (embedded) or at `http(s)://host:port` (a `chroma run` server)."""
 
-    def __init__(self, location: str | Path) -> None:
+    def __init__(self, location: str | Path, index: IndexSettings | None = None) -> None:
         loc = str(location)
-        self.location = loc
+        self.location, self.settings = loc, index or IndexSettings()
+        self._exact_below = self.settings.exact_below
         if loc.startswith(("http://", "https://")):
             url = urlparse(loc)
             if not url.hostname:
@@ -174,6 +187,7 @@ class ChromaBackend:
                     f"cannot reach a chroma server at {loc}: {e}. Start one with "
                     f"`chroma run --path DIR --host {url.hostname} --port {port}`, or use a directory path instead"
                 ) from e
+            self._exact_below = 0  # a server may have other writers: its rows are not cached here
         else:
             path = Path(loc).expanduser()
             if path.exists() and not path.is_dir():
@@ -190,10 +204,12 @@ class ChromaBackend:
             "memrl_dim": int(embedder.dim),
             "memrl_schema": SCHEMA_VERSION,
         }
+        s = self.settings
+        hnsw = {"space": "cosine", "ef_search": s.search_ef, "ef_construction": s.construction_ef}
         col = self.client.get_or_create_collection(
             name,
             metadata=meta,
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": {**hnsw, "max_neighbors": s.m}},
             embedding_function=MemrlEmbeddingFunction(embedder),
         )
         have = dict(col.metadata or {})
@@ -205,18 +221,53 @@ class ChromaBackend:
                 f"embedder {have.get('memrl_embedder')!r}, or export it and import it into a new location with the "
                 "new embedder (import re-embeds every record)"
             )
+        self._apply_settings(col)
         log.debug("opened chroma collection %s at %s", name, self.location)
-        return ChromaIndex(col, self._max_batch)
+        return ChromaIndex(col, self._max_batch, self.location, self._exact_below)
+
+    def _apply_settings(self, col: Any) -> None:
+        """Set `search_ef` on an existing collection; warn when its build settings differ from the asked ones
+        (chroma fixes `ef_construction` and `max_neighbors` when a collection is created)."""
+        have = dict((col.configuration or {}).get("hnsw") or {})
+        s = self.settings
+        if have.get("ef_search") not in (None, s.search_ef):
+            for attempt in range(3):  # chroma's sqlite answers "database is locked" now and then
+                try:
+                    col.modify(configuration={"hnsw": {"ef_search": s.search_ef}})
+                    break
+                except ChromaError as e:
+                    if attempt == 2:
+                        log.warning(
+                            "memory collection %s keeps search_ef %s: %s", col.name, have["ef_search"], e
+                        )
+                        return
+                    time.sleep(0.05 * (attempt + 1))
+            # chroma reads ef_search when it loads an index: a process that already searched it keeps the old one
+            log.info("memory collection %s: search_ef %s -> %s", col.name, have["ef_search"], s.search_ef)
+        built = (have.get("ef_construction"), have.get("max_neighbors"))
+        if None not in built and built != (s.construction_ef, s.m):
+            log.warning(
+                "memory collection %s at %s keeps the build settings it was created with (construction_ef %s, "
+                "m %s), not the asked construction_ef %s, m %s; to rebuild it, export it and import it into a "
+                "new location",
+                col.name,
+                self.location,
+                built[0],
+                built[1],
+                s.construction_ef,
+                s.m,
+            )
 
     def existing_index(self, name: str) -> ChromaIndex:
         try:
             col = self.client.get_collection(name)
         except (NotFoundError, ValueError) as e:
             raise ConfigError(f"no memory collection {name!r} at {self.location}") from e
-        return ChromaIndex(col, self._max_batch)
+        return ChromaIndex(col, self._max_batch, self.location, self._exact_below)
 
     def index_names(self) -> list[str]:
         return sorted(c.name for c in self.client.list_collections())
 
     def drop_index(self, name: str) -> None:
+        exact.drop((self.location, name))
         self.client.delete_collection(name)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from memrl.errors import ConfigError
-from memrl.memory.base import Embedder, Hit, Row, VectorBackend, VectorIndex, Where
+from memrl.memory.base import Embedder, Hit, IndexSettings, Row, VectorBackend, VectorIndex, Where
 from memrl.memory.records import CaseRecord, LessonRecord, MemoryRecord, SubtaskRecord, ToolCallRecord
 
 __all__ = [
@@ -228,8 +228,9 @@ class Memory:
         return f"Memory({self.backend.location!r}, namespace={self.namespace!r}, embedder={self.embedder.name!r})"
 
 
-def open_backend(location: str | Path) -> VectorBackend:
-    """`http(s)://host:port` -> a chroma server; `:memory:` -> process memory; anything else -> a chroma directory."""
+def open_backend(location: str | Path, index: IndexSettings | None = None) -> VectorBackend:
+    """`http(s)://host:port` -> a chroma server; `:memory:` -> process memory; anything else -> a chroma directory.
+    `index`: HNSW and exact-search settings of chroma collections (ignored in process memory, always exact)."""
     loc = str(location)
     if loc == ":memory:":
         from memrl.memory.testing import InMemoryBackend
@@ -237,7 +238,7 @@ def open_backend(location: str | Path) -> VectorBackend:
         return InMemoryBackend()
     from memrl.memory.chroma import ChromaBackend
 
-    return ChromaBackend(loc)
+    return ChromaBackend(loc, index)
 
 
 def open_memory(
@@ -245,15 +246,17 @@ def open_memory(
     *,
     embedder: Embedder | str | None = None,
     namespace: str = "default",
+    index: IndexSettings | None = None,
 ) -> Memory:
     """Open (creating where needed) the memory at a directory, a chroma server URL, or `:memory:`.
 
     `embedder` is an `Embedder`, a name for `make_embedder` (`minilm-l6-v2-int8`, `litellm/<model>`,
     `hash-<dim>`), or None for the offline default. Opening stores written with another embedder raises
-    `ConfigError`.
+    `ConfigError`. `index` sets how chroma collections search (`IndexSettings`: HNSW `search_ef`,
+    `construction_ef`, `m`, and `exact_below`); an existing collection keeps its build settings.
     """
     from memrl.memory.embed import make_embedder
 
     emb = make_embedder(embedder) if embedder is None or isinstance(embedder, str) else embedder
-    backend = location if not isinstance(location, (str, Path)) else open_backend(location)
+    backend = location if not isinstance(location, (str, Path)) else open_backend(location, index)
     return Memory(backend, emb, namespace)
