@@ -83,3 +83,12 @@ def test_filtered_queries_and_k_beyond_count(tmp_path):
     lib = mem.experience
     assert len(lib.query("topic 1", k=50)) == 20
     assert all(h.record.status == "active" for h in lib.query("topic 1", k=5, where={"status": "active"}))
+
+
+def test_exact_cache_reads_in_pages(tmp_path):
+    mem, recs = _fill(tmp_path, 50, exact_below=1000)
+    index = mem.experience.index
+    index._max_batch = 7  # a 100k-row collection is read in pages; here 8 pages of at most 7
+    rows = index._read_all()
+    assert sorted(rows["ids"]) == sorted(r.id for r in recs)
+    assert len(rows["embeddings"]) == len(rows["documents"]) == len(rows["metadatas"]) == 50

@@ -140,8 +140,9 @@ class ChromaIndex:
         if self._exact_below and not where:
             n = self.count()
             if n < self._exact_below:
-                load = lambda: self._col.get(include=["embeddings", "documents", "metadatas"])  # noqa: E731
-                return exact.top_k(exact.cached(self._key, n, load), embedding, k, include_embeddings)
+                return exact.top_k(
+                    exact.cached(self._key, n, self._read_all), embedding, k, include_embeddings
+                )
         include = ["documents", "metadatas", "distances", *(["embeddings"] if include_embeddings else [])]
         res = self._col.query(query_embeddings=[embedding], n_results=k, where=where or None, include=include)
         embs = res.get("embeddings")
@@ -155,6 +156,19 @@ class ChromaIndex:
             )
             for i in range(len(res["ids"][0]))
         ]
+
+    def _read_all(self) -> dict[str, list[Any]]:
+        """Every row with its embedding, read in pages (one `get` of 100k rows passes sqlite's variable limit)."""
+        out: dict[str, list[Any]] = {"ids": [], "embeddings": [], "documents": [], "metadatas": []}
+        step = min(self._max_batch, 5000)
+        while True:
+            res = self._col.get(
+                include=["embeddings", "documents", "metadatas"], limit=step, offset=len(out["ids"])
+            )
+            for key in out:
+                out[key].extend(res[key])
+            if len(res["ids"]) < step:
+                return out
 
     def delete(self, ids: list[str]) -> None:
         exact.drop(self._key)
