@@ -154,7 +154,11 @@ class MemoryStores(Protocol):
 
 class IndexSettings(BaseModel):
     """How a vector index searches. `search_ef`, `construction_ef` and `m` are chroma's HNSW settings
-    (`ef_search`, `ef_construction`, `max_neighbors`); defaults picked from `bench/bench_memory.py --curve`.
+    (`ef_search`, `ef_construction`, `max_neighbors`). Defaults from `bench/bench_memory.py --curve` (2 cores):
+    on MiniLM embeddings at 100k, search_ef 100 gives recall@10 1.000 at p50 2.4 ms (50: 0.997, no faster);
+    exact search took 1.2 ms at 10k (HNSW 2.3 ms) and about the same as HNSW at 20k (2.4 vs 2.2 ms).
+    Random vectors are HNSW's worst case: recall@10 0.11 at 100k with these defaults, 0.60 at m 32,
+    construction_ef 200, search_ef 400 (7.6 ms); only exact search (about 9.5 ms at 100k) is exact there.
     `construction_ef` and `m` are fixed when a collection is created: an existing collection keeps its own
     (a warning says so when they differ); `search_ef` is applied to existing collections too. Collections
     holding fewer than `exact_below` rows are searched exactly (numpy over a cached matrix; embedded chroma
