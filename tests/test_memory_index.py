@@ -92,3 +92,43 @@ def test_exact_cache_reads_in_pages(tmp_path):
     rows = index._read_all()
     assert sorted(rows["ids"]) == sorted(r.id for r in recs)
     assert len(rows["embeddings"]) == len(rows["documents"]) == len(rows["metadatas"]) == 50
+
+
+class _SpyCollection:
+    """A chroma collection that records the size of every `add` and `upsert` call."""
+
+    def __init__(self, col) -> None:
+        self._col, self.calls = col, []
+
+    def __getattr__(self, name):
+        return getattr(self._col, name)
+
+    def add(self, **kw):
+        self.calls.append(("add", len(kw["ids"])))
+        return self._col.add(**kw)
+
+    def upsert(self, **kw):
+        self.calls.append(("upsert", len(kw["ids"])))
+        return self._col.upsert(**kw)
+
+
+def test_insert_and_upsert_split_writes_by_max_batch(tmp_path):
+    from memrl.memory.chroma import ChromaIndex
+
+    mem = open_memory(tmp_path, embedder=HashEmbedder(dim=8))
+    spy = _SpyCollection(mem.experience.index._col)
+    index = ChromaIndex(spy, max_batch=7, location=str(tmp_path))
+    ids = [f"x{i}" for i in range(20)]
+    embs = [[float(i + 1)] + [0.0] * 7 for i in range(20)]
+    index.insert(ids, embs, [f"doc {i}" for i in ids], [{"n": i} for i in range(20)])
+    assert spy.calls == [("add", 7), ("add", 7), ("add", 6)]
+    assert index.count() == 20
+    spy.calls.clear()
+    # add keeps the first write of an id, in every batch
+    index.insert(ids[:9], embs[:9], ["again"] * 9, [{"n": -1}] * 9)
+    assert spy.calls == [("add", 7), ("add", 2)]
+    assert {r.document for r in index.get(ids=ids[:9])} == {f"doc {i}" for i in ids[:9]}
+    spy.calls.clear()
+    index.upsert(ids[:9], embs[:9], ["again"] * 9, [{"n": -1}] * 9)
+    assert spy.calls == [("upsert", 7), ("upsert", 2)]
+    assert {r.document for r in index.get(ids=ids[:9])} == {"again"}

@@ -92,15 +92,7 @@ class ChromaIndex:
         documents: list[str],
         metadatas: list[dict[str, Any]],
     ) -> None:
-        exact.drop(self._key)
-        step = self._max_batch
-        for i in range(0, len(ids), step):
-            self._col.upsert(
-                ids=ids[i : i + step],
-                embeddings=embeddings[i : i + step],
-                documents=documents[i : i + step],
-                metadatas=metadatas[i : i + step],
-            )
+        self._write(self._col.upsert, ids, embeddings, documents, metadatas)
 
     def insert(
         self,
@@ -109,10 +101,28 @@ class ChromaIndex:
         documents: list[str],
         metadatas: list[dict[str, Any]],
     ) -> None:
-        exact.drop(self._key)
         # chroma's `add` skips ids the collection holds already and keeps their rows (checked against
         # `chroma run` and PersistentClient, chromadb 1.5: no error, first write wins).
-        self._col.add(ids=ids, embeddings=embeddings, documents=documents, metadatas=metadatas)
+        self._write(self._col.add, ids, embeddings, documents, metadatas)
+
+    def _write(
+        self,
+        op: Any,
+        ids: list[str],
+        embeddings: list[list[float]],
+        documents: list[str],
+        metadatas: list[dict[str, Any]],
+    ) -> None:
+        """Call the collection's `upsert` or `add` in slices of at most the client's max batch size."""
+        exact.drop(self._key)
+        step = self._max_batch
+        for i in range(0, len(ids), step):
+            op(
+                ids=ids[i : i + step],
+                embeddings=embeddings[i : i + step],
+                documents=documents[i : i + step],
+                metadatas=metadatas[i : i + step],
+            )
 
     def get(
         self, ids: list[str] | None = None, where: Where | None = None, include_embeddings: bool = False
