@@ -38,22 +38,24 @@ __all__ = [
 ]
 
 
-from memrl.spec_sections import (  # noqa: F401 - re-exported: the task file is one namespace
-    BudgetSpec,
-    CacheSpec,
+from memrl.spec_algos import (  # noqa: F401 - re-exported: the task file is one namespace
     CaseRetrievalSpec,
-    DataSpec,
     DiversitySpec,
     EntropySpec,
-    EvalSpec,
     GateSpec,
     MCPServerSpec,
     MementoSpec,
+    TFGRPOSpec,
+)
+from memrl.spec_sections import (  # noqa: F401 - re-exported: the task file is one namespace
+    BudgetSpec,
+    CacheSpec,
+    DataSpec,
+    EvalSpec,
     ModelRef,
     ModelSpec,
     PromptSpec,
     RunSpec,
-    TFGRPOSpec,
     VerifierKind,
     VerifierSpec,
     _Strict,

@@ -6,7 +6,7 @@ from memrl.inject import LessonVectors
 from memrl.library import Library
 from memrl.library.controls import dedup_merge
 from memrl.memory.embed import make_embedder
-from memrl.spec_sections import DiversitySpec
+from memrl.spec import DiversitySpec
 
 TEXT = "When a problem has several steps, solve each part in order and check each result"
 
