@@ -241,3 +241,25 @@ def test_a_text_about_the_lesson_itself_is_rejected():
         [adds("The new lesson is a great example of logical thinking")], Library(), TFGRPOSpec()
     )
     assert edits == [] and "not about the task" in rejected[0].reason
+
+
+def test_the_learners_fixed_instructions_are_rendered_once_and_unchanged():
+    from memrl.algos.tfgrpo.advantage import (
+        _extract_instructions,
+        _instructions,
+        _padded_words,
+        _propose_instructions,
+        echoes_instructions,
+    )
+
+    extract = _instructions("tfgrpo_extract", question="", ground_truth=None, attempts=[], library=[],
+                            max_lessons=2, word_cap=40)  # fmt: skip
+    propose = _instructions("tfgrpo_propose", library=[], lessons=[], max_ops=3, word_cap=40)
+    assert _extract_instructions(2, 40) == extract and _propose_instructions(3, 40) == propose
+    assert _extract_instructions(2, 40) is _extract_instructions(2, 40), "rendered once per limits"
+    assert _extract_instructions(3, 40) != extract, "the limits are part of the key"
+    hits = _padded_words.cache_info().hits
+    assert echoes_instructions("<the new lesson, in full>", propose)
+    assert echoes_instructions("The new lesson, in full", propose)
+    assert not echoes_instructions(FORMULA, propose)
+    assert _padded_words.cache_info().hits >= hits + 2, "the prompt's words are normalised once"

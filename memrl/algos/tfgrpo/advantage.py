@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -78,12 +79,31 @@ def echoes_instructions(text: str, prompt: str) -> bool:
     """Did the learner copy a piece of its own instructions (a format example such as "<the new lesson, in
     full>") instead of writing a lesson? Small models do; such a text is dropped, with a log line."""
     words = " ".join(_WORDS.findall(text.lower()))
-    return not words or f" {words} " in f" {' '.join(_WORDS.findall(prompt.lower()))} "
+    return not words or f" {words} " in _padded_words(prompt)
+
+
+@lru_cache(maxsize=64)
+def _padded_words(prompt: str) -> str:
+    """`prompt`'s lowercase words, space-joined and space-padded (the learner's few fixed prompts recur)."""
+    return f" {' '.join(_WORDS.findall(prompt.lower()))} "
 
 
 def _instructions(name: str, **variables: Any) -> str:
     """A learner prompt with no problem, attempts, library or lessons in it: only its fixed text."""
     return "\n".join(m.content for m in load_prompt(name).messages(**variables))
+
+
+@lru_cache(maxsize=64)
+def _extract_instructions(max_lessons: int, word_cap: int) -> str:
+    """The extract prompt's fixed text at these limits, rendered once."""
+    return _instructions("tfgrpo_extract", question="", ground_truth=None, attempts=[], library=[],
+                         max_lessons=max_lessons, word_cap=word_cap)  # fmt: skip
+
+
+@lru_cache(maxsize=64)
+def _propose_instructions(max_ops: int, word_cap: int) -> str:
+    """The propose prompt's fixed text at these limits, rendered once."""
+    return _instructions("tfgrpo_propose", library=[], lessons=[], max_ops=max_ops, word_cap=word_cap)
 
 
 def hide_reference(text: str, reference: str | None) -> str:
@@ -124,8 +144,7 @@ async def extract_lessons(
         llm, msgs, _Lessons, schema=_lessons_schema(cfg), phase="learner", salt=salt,
         temperature=cfg.learner_temperature, max_tokens=cfg.learner_max_tokens,
     )  # fmt: skip
-    fixed = _instructions("tfgrpo_extract", question="", ground_truth=None, attempts=[], library=[],
-                          max_lessons=cfg.lessons_per_group, word_cap=cfg.word_cap)  # fmt: skip
+    fixed = _extract_instructions(cfg.lessons_per_group, cfg.word_cap)
     lessons = [t.strip() for t in (out.lessons if out else []) if t.strip()]
     for t in [t for t in lessons if echoes_instructions(t, fixed)]:
         log.info("dropped a lesson that copies the instructions: %r", t)
@@ -143,9 +162,7 @@ async def propose_ops(
         llm, msgs, _Ops, schema=_ops_schema(cfg, [x.id for x in library]), phase="learner", salt=salt,
         temperature=cfg.learner_temperature, max_tokens=cfg.learner_max_tokens,
     )  # fmt: skip
-    fixed = _instructions(
-        "tfgrpo_propose", library=[], lessons=[], max_ops=cfg.ops_per_query, word_cap=cfg.word_cap
-    )
+    fixed = _propose_instructions(cfg.ops_per_query, cfg.word_cap)
     ops = (out.operations if out else [])[: cfg.ops_per_query]
     for o in [o for o in ops if o.content and echoes_instructions(o.content, fixed)]:
         log.info("dropped a %s whose text copies the instructions: %r", o.op, o.content)
