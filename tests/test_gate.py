@@ -108,3 +108,51 @@ def test_carving_is_seeded_and_leaves_items_to_learn_from():
     )
     with pytest.raises(ConfigError, match="leaving none to learn from"):
         carve(items, GateSpec(validation=8), seed=3)
+
+
+def test_check_runs_before_and_after_side_by_side_and_replays_unchanged_prompts(tmp_path):
+    """Items whose memory the step changed are evaluated alongside `before`; an unchanged prompt's `after`
+    still waits for `before` and is answered from the cache (no second call)."""
+    import asyncio
+
+    from memrl.algos.tfgrpo.gate import check
+    from memrl.context import RunContext
+    from memrl.llm.cache import ResponseCache
+    from memrl.llm.managed import ManagedLLM
+    from memrl.tasks.base import Split
+    from memrl.tasks.verifiers import ExactVerifier
+
+    events: list[str] = []
+
+    class Client:
+        model, native_n, calls = "slow", False, 0
+
+        async def complete_once(self, request: Request, n: int = 1, seed: int | None = None):
+            from memrl.types import Completion, Usage
+
+            Client.calls += 1
+            tag = "new" if any("NEW LESSON" in m.content for m in request.messages) else "old"
+            events.append(f"start:{tag}")
+            await asyncio.sleep(0.01)
+            events.append(f"end:{tag}")
+            a, b = map(int, re.findall(r"\d+", request.messages[-1].content)[:2])
+            text = str(a + b if tag == "old" else a + b + 1)
+            return [Completion(text=text, finish_reason="stop", usage=Usage(calls=1), model="slow")]
+
+    s = spec(tmp_path)
+    items = [Item(id=f"v{a}", question=f"What is {a} + 1?", answer=str(a + 1)) for a in range(4)]
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    llm = ManagedLLM(Client(), cache=ResponseCache(tmp_path / "cache.db"), max_concurrency=32)
+    ctx = RunContext(s, run, llm, Split(train=items, test=[]), ExactVerifier())
+    changed = {"v1", "v3"}
+    res = asyncio.run(check(ctx, items, GateSpec(enabled=True, k=2), step=1, before=lambda it: "",
+                            after=lambda it: "NEW LESSON" if it.id in changed else ""))  # fmt: skip
+    k = 2
+    assert Client.calls == len(items) * k + len(changed) * k, "unchanged prompts are replayed, not re-asked"
+    assert events.index("start:new") < max(i for i, e in enumerate(events) if e == "end:old"), "side by side"
+    assert (res.before, res.after, res.accepted) == (1.0, 0.5, False)
+    after = {r["item_id"]: r for r in run.read_jsonl("gate/step-0001-after.jsonl")}
+    assert sorted(after) == [it.id for it in items]
+    assert all(c["cached"] for i in ("v0", "v2") for c in after[i]["samples"])
+    assert not any(c["cached"] for i in changed for c in after[i]["samples"])

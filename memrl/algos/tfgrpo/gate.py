@@ -10,17 +10,19 @@ show`. Its calls are counted under their own phase, `gate`. Per-item rows stay i
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel
 
-from memrl.algos.evaluate import evaluate_items, item_scores
+from memrl.algos.evaluate import EvalResult, evaluate_items, item_scores
 from memrl.context import RunContext
 from memrl.errors import ConfigError
+from memrl.inject import policy_messages
 from memrl.metrics import PairedDiff, paired_difference
 from memrl.spec import GateSpec
-from memrl.types import Item
+from memrl.types import Item, Message
 
 __all__ = ["GateResult", "carve", "check"]
 
@@ -55,15 +57,39 @@ async def check(
     before: Callable[[Item], str],
     after: Callable[[Item], str],
 ) -> GateResult:
-    """Score `items` under the memory before and after a step (same seeds); accept unless it got worse."""
+    """Score `items` under the memory before and after a step (same seeds); accept unless it got worse.
+
+    The two evaluations run side by side, except for the items whose prompt the step left unchanged: their
+    `after` asks exactly what `before` asked, so it waits for `before` and is replayed from the cache."""
     ctx.run.file("gate").mkdir(exist_ok=True)
     ecfg = ctx.spec.eval.model_copy(update={"k": cfg.k, "temperature": cfg.temperature, "limit": None})
-    scores = {}
-    for name, memory_for in (("before", before), ("after", after)):
-        label = f"gate/step-{step:04d}-{name}"
-        await evaluate_items(ctx.llm, ctx.verifier, items, prompt=ctx.spec.prompt, cfg=ecfg, run=ctx.run,
-                             label=label, memory_for=memory_for, phase="gate")  # fmt: skip
-        scores[name] = item_scores(ctx.run, label, items)
+    labels = {name: f"gate/step-{step:04d}-{name}" for name in ("before", "after")}
+    memo: dict[str, dict[str, str]] = {"before": {}, "after": {}}
+    source = {"before": before, "after": after}
+
+    def memory(name: str) -> Callable[[Item], str]:
+        def get(it: Item) -> str:  # each item's memory is built once per side
+            if it.id not in memo[name]:
+                memo[name][it.id] = source[name](it)
+            return memo[name][it.id]
+
+        return get
+
+    def evaluate(name: str, subset: list[Item]) -> Awaitable[EvalResult]:
+        return evaluate_items(ctx.llm, ctx.verifier, subset, prompt=ctx.spec.prompt, cfg=ecfg, run=ctx.run,
+                              label=labels[name], memory_for=memory(name), phase="gate")  # fmt: skip
+
+    def prompt(name: str, it: Item) -> list[Message]:
+        return policy_messages(ctx.spec.prompt, it, memory(name)(it))
+
+    changed = [it for it in items if prompt("after", it) != prompt("before", it)]
+    runs = [evaluate("before", items), *([evaluate("after", changed)] if changed else [])]
+    # as in evaluate_items: a failure lets the other evaluation finish (and save its rows) before it is raised
+    errors = [r for r in await asyncio.gather(*runs, return_exceptions=True) if isinstance(r, BaseException)]
+    if errors:
+        raise next((e for e in errors if not isinstance(e, asyncio.CancelledError)), errors[0])
+    await evaluate("after", items)  # the unchanged items; the changed ones resume from their rows
+    scores = {name: item_scores(ctx.run, label, items) for name, label in labels.items()}
     ids = [it.id for it in items]
     paired = paired_difference([scores["before"][i] for i in ids], [scores["after"][i] for i in ids])
     mean = {k: sum(v.values()) / len(v) for k, v in scores.items()}
