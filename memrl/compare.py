@@ -196,7 +196,7 @@ def compare_memories(
                 prompt = spec.prompt.model_copy(update={"memory_placement": c.placement})
                 res = await evaluate_items(
                     ctx.llm, ctx.verifier, items, prompt=prompt, cfg=spec.eval, run=ctx.run, label=c.label,
-                    memory_for=_memory_for(shots), progress=progress,
+                    memory_for=_memory_for(shots), progress=progress, act=spec.act,
                 )  # fmt: skip
                 rows = _rows(ctx.run, c.label, items)
                 answers[i] = (rows, shots)

@@ -115,6 +115,7 @@ async def _run_evaluate(ctx: RunContext) -> dict[str, Any]:
     res = await evaluate_items(
         ctx.llm, ctx.verifier, ctx.split.test,
         prompt=ctx.spec.prompt, cfg=ctx.spec.eval, run=ctx.run, label="eval-test", progress=ctx.progress,
+        act=ctx.spec.act,
     )  # fmt: skip
     return {"eval-test": res.model_dump()}
 

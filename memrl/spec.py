@@ -21,6 +21,8 @@ from memrl.errors import ConfigError
 
 __all__ = [
     "TaskSpec",
+    "ActSpec",
+    "SkillSpec",
     "ModelSpec",
     "DataSpec",
     "VerifierSpec",
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 
+from memrl.spec_act import ActSpec, SkillSpec  # noqa: F401 - re-exported
 from memrl.spec_algos import (  # noqa: F401 - re-exported: the task file is one namespace
     CaseRetrievalSpec,
     DiversitySpec,
@@ -76,6 +79,9 @@ class TaskSpec(_Strict):
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     cache: CacheSpec = Field(default_factory=CacheSpec)
     run: RunSpec = Field(default_factory=RunSpec)
+    act: ActSpec | None = Field(
+        default=None, description="Answers may run Python in the sandbox (rollouts and evaluation alike)."
+    )
     # Algorithm sections are added by their modules; kept open here so a spec validates without them.
     tfgrpo: TFGRPOSpec | None = None
     memento: MementoSpec | None = None
@@ -90,6 +96,11 @@ class TaskSpec(_Strict):
             self.tfgrpo = TFGRPOSpec()
         if self.algorithm == "memento" and self.memento is None:
             self.memento = MementoSpec()
+        if self.tfgrpo is not None and self.tfgrpo.skills.enabled and self.act is None:
+            raise ValueError(
+                "tfgrpo.skills.enabled needs an act: section (skills are code the python tool runs); add "
+                "`act: {}` or set tfgrpo.skills.enabled: false"
+            )
         return self
 
 

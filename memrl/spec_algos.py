@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from memrl.spec_act import SkillSpec
 from memrl.spec_sections import ModelRef, _Strict
 
 __all__ = [
@@ -114,6 +115,11 @@ class TFGRPOSpec(_Strict):
         description="One token budget for the memory block (lessons first, then cases). Default: no cap for "
         "lessons alone, 1200 tokens once cases are on.",
     )  # fmt: skip
+    skills: SkillSpec = Field(
+        default_factory=SkillSpec,
+        description="Verified skills: functions from the policy's own verified programs, shown and preloaded "
+        "in the sandbox once they solved other training items (needs `act:`).",
+    )
     gate: GateSpec = Field(
         default_factory=GateSpec,
         description="No-harm gate: roll back a step whose library scores lower on a validation split of the "

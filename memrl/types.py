@@ -10,6 +10,7 @@ __all__ = [
     "Message",
     "TokenLogprob",
     "Completion",
+    "ToolStep",
     "Usage",
     "Item",
     "Verdict",
@@ -72,8 +73,18 @@ class Usage(BaseModel):
         )
 
 
+class ToolStep(BaseModel):
+    """One turn of a tool-using answer: what the model wrote, the code it ran and what came back."""
+
+    text: str
+    code: str | None = None
+    output: str = ""
+    ok: bool = True
+
+
 class Completion(BaseModel):
-    """One sampled answer with its usage. A call with n samples returns n of these."""
+    """One sampled answer with its usage. A call with n samples returns n of these. A tool-using answer
+    (`act:`) keeps its turns in `steps`; `text` is then its final answer and `usage` the sum of its calls."""
 
     text: str
     finish_reason: str | None = None
@@ -81,6 +92,7 @@ class Completion(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     model: str = ""
     cached: bool = False
+    steps: list[ToolStep] | None = None
 
     @property
     def truncated(self) -> bool:

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from memrl.act import Actor, Preload
 from memrl.errors import AuthenticationError
 from memrl.inject import policy_messages
 from memrl.llm.base import LLM, Request
 from memrl.metrics import Score, score_items
 from memrl.runs import RunDir
-from memrl.spec import EvalSpec, PromptSpec
+from memrl.spec import ActSpec, EvalSpec, PromptSpec
 from memrl.tasks.base import Verifier
 from memrl.types import Item, ItemResult
 
@@ -38,7 +39,7 @@ class EvalResult(BaseModel):
 
 
 async def _one(
-    llm: LLM,
+    actor: Actor,
     verifier: Verifier,
     prompt: PromptSpec,
     cfg: EvalSpec,
@@ -46,10 +47,11 @@ async def _one(
     memory: str,
     salt: str,
     phase: str = "eval",
+    preload: Preload | None = None,
 ) -> ItemResult:
     msgs = policy_messages(prompt, item, memory)
     req = Request.of(msgs, temperature=cfg.temperature, max_tokens=cfg.max_tokens, stop=cfg.stop)
-    samples = await llm.complete(req, n=cfg.k, phase=phase, salt=salt)
+    samples = await actor.answer(req, n=cfg.k, phase=phase, salt=salt, preload=preload)
     verdicts = await asyncio.gather(*(verifier.verify(item, c.text) for c in samples))
     return ItemResult(
         item_id=item.id, question=item.question, answer=item.answer, samples=samples, verdicts=list(verdicts)
@@ -85,9 +87,13 @@ async def evaluate_items(
     progress: Progress | None = None,
     concurrency: int = 8,
     phase: str = "eval",
+    act: ActSpec | None = None,
+    preload_for: Callable[[Item], Preload] | None = None,
 ) -> EvalResult:
     """Evaluate `items`, resuming from `<label>.jsonl` if it exists. Returns the score over all items. `phase`
-    is what the ledger counts the calls under (`gate` for the no-harm gate's validation)."""
+    is what the ledger counts the calls under (`gate` for the no-harm gate's validation). With `act` the
+    answers may run Python (`memrl.act`), with the code `preload_for` gives an item defined first."""
+    actor = Actor(llm, act)
     if cfg.limit:
         items = items[: cfg.limit]
     fname = f"{label}.jsonl"
@@ -110,7 +116,9 @@ async def evaluate_items(
         try:
             async with gate:
                 mem = memory_for(it) if memory_for else memory
-                r = await _one(llm, verifier, prompt, cfg, it, mem, salt=_salt(cfg, label, it), phase=phase)
+                pre = preload_for(it) if preload_for else None
+                r = await _one(actor, verifier, prompt, cfg, it, mem, salt=_salt(cfg, label, it), phase=phase,
+                               preload=pre)  # fmt: skip
         except AuthenticationError:  # the key refused now is refused for every queued call: send none
             for t in tasks:
                 t.cancel()

@@ -22,7 +22,7 @@ from memrl.errors import VerifierError
 from memrl.tasks.sandbox import arun_python
 from memrl.types import Item, Verdict
 
-__all__ = ["CodeVerifier", "extract_code", "build_program"]
+__all__ = ["CodeVerifier", "extract_code", "build_program", "code_blocks"]
 
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
@@ -31,9 +31,14 @@ def _defines(code: str, name: str) -> bool:
     return re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(name)}\s*\(", code, re.MULTILINE) is not None
 
 
+def code_blocks(answer: str) -> list[str]:
+    """The non-empty fenced Python blocks of an answer, in order (an unclosed last block counts)."""
+    return [b for b in _FENCE.findall(answer) if b.strip()]
+
+
 def extract_code(answer: str, entry_point: str | None = None) -> str:
     """The code in a model's answer: a fenced block if there is one, else the answer itself."""
-    blocks = [b for b in _FENCE.findall(answer) if b.strip()]
+    blocks = code_blocks(answer)
     if not blocks:
         return answer
     if entry_point:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from memrl.act import transcript
 from memrl.library.edits import Op, Proposal
 from memrl.llm.base import LLM, Request
 from memrl.memory.records import LessonRecord
@@ -118,7 +119,7 @@ async def summarize(llm: LLM, item: Item, r: Rollout, cfg: TFGRPOSpec, salt: str
     # without ground truth the learner sees right/wrong and the judge's reason, never the reference itself
     reason = r.verdict.reason if cfg.given_ground_truth else hide_reference(r.verdict.reason, item.answer)
     msgs = load_prompt("tfgrpo_summarize").messages(
-        question=item.question, answer=r.completion.text, correct=r.verdict.correct,
+        question=item.question, answer=transcript(r.completion), correct=r.verdict.correct,
         reason=reason, max_words=cfg.summary_words,
     )  # fmt: skip
     req = Request.of(msgs, temperature=cfg.learner_temperature, max_tokens=max(64, cfg.summary_words * 2))

@@ -21,6 +21,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from memrl.act import transcript
 from memrl.cases import CaseRetriever, QModel, Selection
 from memrl.memory.base import MemoryStores
 from memrl.memory.records import CaseRecord
@@ -93,11 +94,11 @@ class SolvedCases:
                 deltas += self.q.update(f"{step}:{item.id}:{r.sample}", sel.used(), r.verdict.reward)
         # a clipped example is worse than none: the 1.5B model copied a "…" cut into its own answer
         good = [r for r in rollouts if r.verdict.correct and not r.completion.truncated
-                and len(r.completion.text.strip()) <= self.case_chars]  # fmt: skip
+                and len(transcript(r.completion).strip()) <= self.case_chars]  # fmt: skip
         written = False
-        if good:
-            best = min(good, key=lambda r: len(r.completion.text))
-            text = best.completion.text.strip()
+        if good:  # a tool-using answer is kept whole: its program, what it printed, the final answer
+            best = min(good, key=lambda r: len(transcript(r.completion)))
+            text = transcript(best.completion).strip()
             old = self.store.get(_case_id(item))
             if old is None or len(text) < len(old.trajectory[0] if old.trajectory else ""):
                 group_acc = sum(r.verdict.reward for r in rollouts) / len(rollouts)

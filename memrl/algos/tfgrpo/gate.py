@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel
 
+from memrl.act import Preload
 from memrl.algos.evaluate import EvalResult, evaluate_items, item_scores
 from memrl.context import RunContext
 from memrl.errors import ConfigError
@@ -56,6 +57,7 @@ async def check(
     step: int,
     before: Callable[[Item], str],
     after: Callable[[Item], str],
+    preload: Callable[[Item], Preload] | None = None,
 ) -> GateResult:
     """Score `items` under the memory before and after a step (same seeds); accept unless it got worse.
 
@@ -77,7 +79,8 @@ async def check(
 
     def evaluate(name: str, subset: list[Item]) -> Awaitable[EvalResult]:
         return evaluate_items(ctx.llm, ctx.verifier, subset, prompt=ctx.spec.prompt, cfg=ecfg, run=ctx.run,
-                              label=labels[name], memory_for=memory(name), phase="gate")  # fmt: skip
+                              label=labels[name], memory_for=memory(name), phase="gate", act=ctx.spec.act,
+                              preload_for=preload)  # fmt: skip
 
     def prompt(name: str, it: Item) -> list[Message]:
         return policy_messages(ctx.spec.prompt, it, memory(name)(it))

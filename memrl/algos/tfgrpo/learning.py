@@ -9,6 +9,7 @@ import asyncio
 import logging
 from typing import Any
 
+from memrl.act import Actor, Preload
 from memrl.algos.tfgrpo.cases import NAMESPACE, SolvedCases
 from memrl.cases import Selection
 from memrl.context import RunContext
@@ -24,6 +25,7 @@ from memrl.inject import (
 from memrl.library import Library
 from memrl.llm.base import LLM, Request
 from memrl.memory.records import LessonRecord
+from memrl.skills import Skill, SkillLibrary
 from memrl.spec import TFGRPOSpec
 from memrl.types import Item, Message, Rollout
 
@@ -60,6 +62,12 @@ class Learning:
         self._scorer: Any = None
         self.use_lessons = self.cfg.experiences in ("lessons", "both")
         self.cases: SolvedCases | None = None
+        self.actor = Actor(ctx.llm, ctx.spec.act)
+        self.skills: SkillLibrary | None = None
+        if self.cfg.skills.enabled:
+            self.skills = SkillLibrary(
+                ctx.run.file("skills"), self.cfg.skills, held_out=ctx.split.test, vectors=vectors
+            )
         if self.cfg.experiences in ("cases", "both"):
             self.cases = SolvedCases(
                 ctx.run.path, self.cfg.cases, held_out=ctx.split.test, case_chars=self.cfg.case_chars,
@@ -95,17 +103,38 @@ class Learning:
         return pack(item.question, lessons, records, budget=budget, render=render_solved).text
 
     def eval_memory(self, item: Item, library: Library | None = None) -> str:
-        """The memory a held-out (or validation) item gets: greedy case ranking, lessons of `library`."""
+        """The memory a held-out (or validation) item gets: greedy case ranking, lessons of `library`, then
+        the trusted skills."""
         cases = self.cases.select(item, f"eval:{item.id}", explore=False) if self.cases else None
-        return self.memory(item, self.lessons_for(item, library), cases)
+        return _join(
+            self.memory(item, self.lessons_for(item, library), cases), self.skill_text(self.eval_skills(item))
+        )
+
+    def eval_skills(self, item: Item) -> list[Skill]:
+        return self.skills.select(item, trusted_only=True) if self.skills else []
+
+    def eval_preload(self, item: Item) -> Preload:
+        """The code a held-out (or validation) item's sandbox starts with: its trusted skills."""
+        return self.skills.preload(self.eval_skills(item)) if self.skills else Preload()
+
+    def skill_text(self, skills: list[Skill]) -> str:
+        return self.skills.render(skills) if self.skills else ""
+
+
+def _join(*blocks: str) -> str:
+    return "\n\n".join(b for b in blocks if b)
 
 
 async def rollout_group(
     lr: Learning, item: Item, *, step: int
-) -> tuple[list[Rollout], list[list[str]], list[Selection]]:
-    """G judged rollouts of one query, the lesson ids each rollout was shown and the cases it was shown."""
+) -> tuple[list[Rollout], list[list[str]], list[Selection], list[Skill]]:
+    """G judged rollouts of one query, the lesson ids each rollout was shown, the cases it was shown and the
+    skills all of them were shown and had preloaded (trusted ones and candidates from other items)."""
     ctx, cfg = lr.ctx, lr.cfg
     chosen = lr.lessons_for(item)
+    skills = lr.skills.select(item, trusted_only=False) if lr.skills else []
+    skill_text = lr.skill_text(skills)
+    preload = lr.skills.preload(skills) if lr.skills else Preload()
     salt = f"rollout:{step}:{item.id}"
     G = cfg.group_size
     per_rollout_cases = lr.cases is not None and cfg.cases.mode == "q" and cfg.cases.exploration != "none"
@@ -123,17 +152,22 @@ async def rollout_group(
     )
     if explore_lessons or per_rollout_cases:
         msgs = [
-            policy_messages(ctx.spec.prompt, item, lr.memory(item, sub, c))
+            policy_messages(ctx.spec.prompt, item, _join(lr.memory(item, sub, c), skill_text))
             for sub, c in zip(shown, cases, strict=True)
         ]
     else:
-        msgs = [policy_messages(ctx.spec.prompt, item, lr.memory(item, chosen, cases[0]))] * G
+        msgs = [
+            policy_messages(ctx.spec.prompt, item, _join(lr.memory(item, chosen, cases[0]), skill_text))
+        ] * G
     reqs = [lr.request(m) for m in msgs]
     if all(r == reqs[0] for r in reqs):  # one group request: identical groups share it through the cache
-        samples = await ctx.llm.complete(reqs[0], n=G, phase="rollout", salt=salt)
+        samples = await lr.actor.answer(reqs[0], n=G, phase="rollout", salt=salt, preload=preload)
     else:
         outs = await asyncio.gather(
-            *(ctx.llm.complete(r, phase="rollout", salt=f"{salt}:{i}") for i, r in enumerate(reqs))
+            *(
+                lr.actor.answer(r, phase="rollout", salt=f"{salt}:{i}", preload=preload)
+                for i, r in enumerate(reqs)
+            )
         )
         samples = [o[0] for o in outs]
     verdicts = await asyncio.gather(*(ctx.verifier.verify(item, c.text) for c in samples))
@@ -141,4 +175,4 @@ async def rollout_group(
         Rollout(item_id=item.id, sample=i, messages=m, completion=c, verdict=v)
         for i, (m, c, v) in enumerate(zip(msgs, samples, verdicts, strict=True))
     ]
-    return rollouts, [[x.id for x in sub] for sub in shown], cases
+    return rollouts, [[x.id for x in sub] for sub in shown], cases, skills

@@ -58,7 +58,8 @@ async def _gate(lr: Learning, pre: Library, step: int) -> dict[str, Any]:
     """The no-harm gate for one step: keep the library the step left, or go back to `pre`."""
     assert lr.cfg.gate is not None
     res = await gate.check(lr.ctx, lr.gate_items, lr.cfg.gate, step=step,
-                           before=lambda it: lr.eval_memory(it, pre), after=lr.eval_memory)  # fmt: skip
+                           before=lambda it: lr.eval_memory(it, pre), after=lr.eval_memory,
+                           preload=lr.eval_preload)  # fmt: skip
     if not res.accepted:
         old = {x.id: x.text for x in pre.active()}
         new = {x.id: x.text for x in lr.library.active()}
@@ -78,23 +79,31 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     size_before = len(library)
     results = await asyncio.gather(*(rollout_group(lr, it, step=step) for it in batch))
-    groups = [g for g, _, _ in results]
+    groups = [g for g, _, _, _ in results]
     ctx.run.write_json(
         f"rollouts/step-{step:04d}.json",
-        [[r.model_dump(mode="json") | {"lessons": ids[r.sample], "cases": [h.record.id for h in sel[r.sample].hits]}
-          for r in g] for g, ids, sel in results],
+        [[r.model_dump(mode="json") | {"lessons": ids[r.sample], "cases": [h.record.id for h in sel[r.sample].hits],
+                                        "skills": [k.id for k in sk]}
+          for r in g] for g, ids, sel, sk in results],
     )  # fmt: skip
-    for g, ids, _ in results:
+    skill_m: dict[str, Any] = {}
+    if lr.skills is not None:
+        new = [lr.skills.learn(it, sk, r.completion, r.verdict.correct, step)
+               for it, (g, _, _, sk) in zip(batch, results, strict=True) for r in g]  # fmt: skip
+        skill_m = {"skills": len(lr.skills), "skills_new": sum(x is not None for x in new),
+                   "skills_trusted": sum(k.status == "trusted" for k in lr.skills.skills),
+                   "skills_retired": sum(k.status == "retired" for k in lr.skills.skills)}  # fmt: skip
+    for g, ids, _, _ in results:
         for r in g:
             library.count_use(ids[r.sample], correct=r.verdict.correct, step=step)
         library.count_contrast([ids[r.sample] for r in g], [r.verdict.reward for r in g])
     case_m: dict[str, Any] = {}
     if lr.cases is not None:
-        recs = [lr.cases.record(step, it, g, sel) for it, (g, _, sel) in zip(batch, results, strict=True)]
+        recs = [lr.cases.record(step, it, g, sel) for it, (g, _, sel, _) in zip(batch, results, strict=True)]
         lr.cases.save()
         deltas = [d for r in recs for d in r["q_deltas"]]
         case_m = {"cases": len(lr.cases), "cases_written": sum(r["written"] for r in recs),
-                  "cases_shown": sum(len(s.hits) for _, _, sel in results for s in sel)}  # fmt: skip
+                  "cases_shown": sum(len(s.hits) for _, _, sel, _ in results for s in sel)}  # fmt: skip
         if deltas:
             case_m["q_delta_mean"] = sum(deltas) / len(deltas)
     snapshot = library.active()
@@ -135,6 +144,7 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     return {
         **m,
         **case_m,
+        **skill_m,
         **gate_m,
         **library_metrics(lr),
         "groups": len(groups),
@@ -163,13 +173,16 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
     lr = Learning(ctx, library, ctx.learner, LessonVectors(ctx.embedder), state)
     if lr.cases is not None:  # back to the memory of the last finished step (a killed step wrote cases)
         lr.cases.restore(state["last_step"])
+    if lr.skills is not None:
+        lr.skills.restore(state["last_step"])
 
     results: dict[str, Any] = {}
 
     async def evaluate(label: str) -> None:
         res = await evaluate_items(
             ctx.llm, ctx.verifier, ctx.split.test, prompt=spec.prompt, cfg=spec.eval, run=run,
-            label=label, progress=ctx.progress, memory_for=lr.eval_memory,
+            label=label, progress=ctx.progress, memory_for=lr.eval_memory, act=spec.act,
+            preload_for=lr.eval_preload,
         )  # fmt: skip
         results[label] = res.model_dump() | {"library_version": library.version, "lessons": len(library)}
 
@@ -198,6 +211,8 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
             })  # fmt: skip
             if lr.cases is not None:
                 lr.cases.checkpoint(step)
+            if lr.skills is not None:
+                lr.skills.checkpoint(step)
             state = {"last_step": step, "library_version": version, "epoch": epoch,
                      "temperature": lr.temperature, "explore": lr.explore}  # fmt: skip
             run.write_json("state.json", state)
@@ -215,6 +230,11 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
         "lessons": len(library),
         "library_version": library.version,
         "cases": len(lr.cases) if lr.cases is not None else None,
+        "skills": {
+            k: sum(x.status == k for x in lr.skills.skills) for k in ("candidate", "trusted", "retired")
+        }
+        if lr.skills is not None
+        else None,
         "mean_at_k_before": first["mean_at_k"],
         "mean_at_k_after": last["mean_at_k"],
         "paired": paired.model_dump() | {"verdict": paired.verdict},

@@ -1,0 +1,176 @@
+"""Verified skills: functions cut from the policy's own programs that produced a verified answer on a
+training item, kept with the training items they solved, shown and preloaded in the sandbox.
+
+Life of a skill. A rollout whose program printed a verified answer offers the functions its top level
+called (`skill_source`): a *candidate*, never from a held-out item. Candidates are shown and preloaded in
+training rollouts of other items; a rollout that calls the skill's function (without redefining it) counts
+for it when verified right and against it when wrong. A candidate that solved `skills.verify_items`
+training items other than its own becomes *trusted*; only trusted skills reach held-out items. A skill that
+failed `skills.retire_failures` times with fewer than one success in three is *retired*.
+
+Checkpoints: one file per finished step (`skills/step-NNNN.json`), so a killed step starts again from the
+skills of the step before it and counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from memrl.act import Preload
+from memrl.memory.vectors import LessonVectors
+from memrl.runs import atomic_write
+from memrl.skills.source import calls, skill_source
+from memrl.spec import SkillSpec
+from memrl.types import Completion, Item
+
+__all__ = ["Skill", "SkillLibrary"]
+
+log = logging.getLogger(__name__)
+
+
+class Skill(BaseModel):
+    id: str
+    name: str
+    signature: str
+    doc: str = ""
+    code: str
+    names: list[str]
+    origin: str  # the training item whose verified program it came from
+    question: str  # that item's question (what retrieval compares with)
+    step: int
+    solved: list[str] = Field(default_factory=list)  # other training items it solved
+    failed: list[str] = Field(default_factory=list)
+    status: Literal["candidate", "trusted", "retired"] = "candidate"
+
+    @property
+    def utility(self) -> float:
+        return (len(self.solved) + 1) / (len(self.solved) + len(self.failed) + 2)
+
+
+def _norm(code: str) -> str:
+    return "\n".join(line.rstrip() for line in code.strip().splitlines() if line.strip())
+
+
+def _last_program(c: Completion) -> tuple[str | None, bool]:
+    """The last program an answer ran and whether it ran and printed."""
+    for s in reversed(c.steps or []):
+        if s.code is not None:
+            return s.code, s.ok
+    return None, False
+
+
+class SkillLibrary:
+    def __init__(
+        self, folder: Path, cfg: SkillSpec, *, held_out: list[Item], vectors: LessonVectors | None
+    ) -> None:
+        self.folder, self.cfg, self.vectors = folder, cfg, vectors
+        self.held_out = {it.id for it in held_out}
+        self.skills: list[Skill] = []
+
+    def __len__(self) -> int:
+        return len(self.skills)
+
+    # ---------------------------------------------------------------- learning
+
+    def learn(self, item: Item, shown: list[Skill], c: Completion, correct: bool, step: int) -> str | None:
+        """Count one judged training rollout for the skills it called, and offer a new candidate from its
+        program when it was right. Returns the id of a new candidate, if any."""
+        if item.id in self.held_out:
+            return None
+        code, ran = _last_program(c)
+        if code is None:
+            return None
+        used = calls(code, [s.name for s in shown])
+        for s in shown:
+            if s.name in used and item.id != s.origin:
+                (s.solved if correct else s.failed).append(item.id)
+                self._update(s)
+        if not (correct and ran) or used:
+            return None
+        src = skill_source(code)
+        if src is None:
+            return None
+        same = next((s for s in self.skills if _norm(s.code) == _norm(src.code)), None)
+        if same is not None:  # the same functions solved another item: that verifies them
+            if item.id != same.origin and item.id not in same.solved:
+                same.solved.append(item.id)
+                self._update(same)
+            return None
+        skill = Skill(
+            id=f"k{len(self.skills) + 1}", name=src.entry, signature=src.signature, doc=src.doc, code=src.code,
+            names=list(src.names), origin=item.id, question=item.question, step=step,
+        )  # fmt: skip
+        self.skills.append(skill)
+        return skill.id
+
+    def _update(self, s: Skill) -> None:
+        if s.status == "retired":
+            return
+        if len(s.failed) >= self.cfg.retire_failures and len(s.solved) * 2 < len(s.failed):
+            s.status = "retired"
+        elif len(set(s.solved)) >= self.cfg.verify_items:
+            s.status = "trusted"
+
+    # ---------------------------------------------------------------- using
+
+    def select(self, item: Item, *, trusted_only: bool) -> list[Skill]:
+        """The skills shown and preloaded for one item: trusted ones (and, while learning, candidates from
+        other items), one per function name, the most similar first, then the most useful."""
+        pool = [
+            s for s in self.skills
+            if s.status == "trusted" or (not trusted_only and s.status == "candidate" and s.origin != item.id)
+        ]  # fmt: skip
+        if not pool:
+            return []
+        if self.vectors is not None:
+            sims = self.vectors.of([s.question for s in pool]) @ self.vectors.of([item.question])[0]
+        else:
+            sims = np.zeros(len(pool))
+        ranked = sorted(
+            zip(pool, sims, strict=True),
+            key=lambda p: (p[0].status != "trusted", -float(p[1]), -p[0].utility),
+        )
+        out: list[Skill] = []
+        for s, _ in ranked:
+            if s.name not in {o.name for o in out} and not set(s.names) & {n for o in out for n in o.names}:
+                out.append(s)
+            if len(out) == self.cfg.k:
+                break
+        return out
+
+    def preload(self, skills: list[Skill]) -> Preload:
+        return Preload(code="\n\n".join(s.code for s in skills), names=tuple(s.signature for s in skills))
+
+    def render(self, skills: list[Skill]) -> str:
+        """The memory text for these skills: their code when short, else signature and first doc line."""
+        if not skills:
+            return ""
+        parts = ["Functions already defined in your Python sandbox (each solved other problems like this one; "
+                 "call them instead of rewriting them):"]  # fmt: skip
+        for s in skills:
+            record = f"# {s.signature}: verified on {len(s.solved) + 1} training problems"
+            body = s.code if len(s.code) <= self.cfg.show_chars else f"def {s.signature}: ...  # {s.doc}"
+            parts.append(f"```python\n{record}\n{body.rstrip()}\n```")
+        return "\n".join(parts)
+
+    # ---------------------------------------------------------------- persistence
+
+    def checkpoint(self, step: int) -> None:
+        data = "[" + ",\n".join(s.model_dump_json() for s in self.skills) + "]\n"
+        atomic_write(self.folder / f"step-{step:04d}.json", data)
+        atomic_write(self.folder / "skills.json", data)
+
+    def restore(self, step: int) -> None:
+        path = self.folder / f"step-{step:04d}.json"
+        self.skills = [] if step == 0 or not path.exists() else _read(path)
+
+
+def _read(path: Path) -> list[Skill]:
+    import json
+
+    return [Skill.model_validate(d) for d in json.loads(path.read_text(encoding="utf-8"))]

@@ -1,0 +1,256 @@
+"""Tool-using answers (`act:`) and verified skills: the loop keeps its step and token budgets and shows a
+failing program to the model; a skill is kept only from a verified program on a training item, trusted only
+after it solved another training item, reaches held-out items only when trusted, and is retired when it
+keeps failing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+from memrl.act import Actor, Preload, transcript
+from memrl.llm.base import Request
+from memrl.runner import run_task
+from memrl.runs import RunDir
+from memrl.skills import SkillLibrary, calls, skill_source
+from memrl.spec import ActSpec, SkillSpec, spec_from_mapping
+from memrl.testing import FunctionClient, ScriptedLLM
+from memrl.types import Completion, Item, Message, ToolStep
+
+REQ = Request.of([Message.system("Solve."), Message.user("What is 6 * 7?")], max_tokens=200)
+
+
+def fence(code: str) -> str:
+    return f"Let me compute.\n```python\n{code}\n```"
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+# ------------------------------------------------------------------------------------------ the tool loop
+
+
+def test_a_program_that_prints_ends_the_answer_with_what_it_printed():
+    llm = ScriptedLLM([fence("print(6 * 7)")])
+    [c] = run(Actor(llm, ActSpec()).answer(REQ, salt="s"))
+    assert c.text == "42"
+    assert [s.ok for s in c.steps] == [True] and c.steps[0].code.strip() == "print(6 * 7)"
+    assert "Python" in llm.requests[0][0].messages[0].content  # the tool is described in the system prompt
+    llm.assert_consumed()
+
+
+def test_a_failing_program_is_shown_to_the_model_not_raised():
+    llm = ScriptedLLM([fence("print(6 / 0)"), fence("print(6 * 7)")])
+    [c] = run(Actor(llm, ActSpec()).answer(REQ, salt="s"))
+    assert c.text == "42"
+    assert [s.ok for s in c.steps] == [False, True]
+    second = llm.requests[1][0].messages
+    assert second[-2].role == "assistant" and "6 / 0" in second[-2].content
+    assert "ZeroDivisionError" in second[-1].content and "failed" in second[-1].content
+
+
+def test_a_program_that_prints_nothing_is_a_failed_turn():
+    llm = ScriptedLLM([fence("x = 42"), "The answer is 42."])
+    [c] = run(Actor(llm, ActSpec()).answer(REQ, salt="s"))
+    assert c.text == "The answer is 42." and [s.ok for s in c.steps] == [False, True]
+    assert "printed nothing" in llm.requests[1][0].messages[-1].content
+
+
+def test_the_loop_stops_at_max_turns():
+    llm = ScriptedLLM(default=fence("raise SystemExit(3)"))
+    [c] = run(Actor(llm, ActSpec(max_turns=3)).answer(REQ, salt="s"))
+    assert len(llm.requests) == 3 and len(c.steps) == 3 and not any(s.ok for s in c.steps)
+    assert c.usage.calls == 3
+
+
+def test_the_loop_stops_at_its_token_budget_and_caps_the_next_turn():
+    long = fence("import sys; sys.exit(1)") + " pad" * 60  # 68 scripted tokens a turn
+    llm = ScriptedLLM(default=long)
+    [c] = run(Actor(llm, ActSpec(max_turns=10, max_tokens=150)).answer(REQ, salt="s"))
+    assert [r.max_tokens for r, _ in llm.requests] == [150, 150 - 68]  # then 14 left: no third turn
+    assert c.usage.completion_tokens == 136 and len(c.steps) == 2
+
+
+def test_with_finish_model_the_model_reads_the_output_and_answers():
+    llm = ScriptedLLM([fence("print(6 * 7)"), "Answer: 42"])
+    [c] = run(Actor(llm, ActSpec(finish="model")).answer(REQ, salt="s"))
+    assert c.text == "Answer: 42"
+    assert "42" in llm.requests[1][0].messages[-1].content
+    assert "Final answer" not in transcript(c) and "Printed:\n42" in transcript(c)
+
+
+def test_preloaded_code_is_defined_before_the_program_and_named_to_the_model():
+    llm = ScriptedLLM([fence("print(mul(6, 7))")])
+    pre = Preload(code="def mul(a, b):\n    return a * b\n", names=("mul(a, b)",))
+    [c] = run(Actor(llm, ActSpec()).answer(REQ, salt="s", preload=pre))
+    assert c.text == "42"
+    assert "mul(a, b)" in llm.requests[0][0].messages[0].content
+
+
+def test_without_act_the_actor_is_the_plain_model_call():
+    llm = ScriptedLLM([fence("print(6 * 7)")])
+    [c] = run(Actor(llm, None).answer(REQ, salt="s"))
+    assert c.steps is None and c.text.startswith("Let me compute")
+
+
+# ------------------------------------------------------------------------------------------ skill source
+
+
+PROGRAM = '''
+import itertools
+
+def helper(x):
+    return x * 2
+
+def solve(nums):
+    """Double every number and add them."""
+    return sum(helper(n) for n in nums)
+
+def unused():
+    return 0
+
+data = [1, 2, 3]
+print(solve(data))
+'''
+
+
+def test_a_skill_keeps_the_called_functions_and_their_helpers_not_the_data():
+    src = skill_source(PROGRAM)
+    assert src is not None and src.entry == "solve"
+    assert set(src.names) == {"solve", "helper"} and "unused" not in src.code
+    assert "import itertools" in src.code and "data = [1, 2, 3]" not in src.code
+    assert src.signature == "solve(nums)" and src.doc.startswith("Double")
+    assert skill_source("print(1 + 2)") is None  # straight-line code offers nothing
+    assert skill_source("def f(:") is None
+
+
+def test_a_program_that_redefines_a_preloaded_function_did_not_use_it():
+    assert calls("print(solve([1]))", ["solve"]) == {"solve"}
+    assert calls("def solve(x):\n    return 0\nprint(solve(1))", ["solve"]) == set()
+
+
+# ------------------------------------------------------------------------------------------ skill library
+
+
+def _item(i: int) -> Item:
+    return Item(id=f"t{i}", question=f"Double and add {i}, {i + 1}", answer="0")
+
+
+def _done(code: str, ok: bool = True) -> Completion:
+    return Completion(text="6", steps=[ToolStep(text=fence(code), code=code, output="6", ok=ok)])
+
+
+def lib(tmp_path, held_out=(), **cfg) -> SkillLibrary:
+    return SkillLibrary(
+        tmp_path / "skills", SkillSpec(enabled=True, **cfg), held_out=list(held_out), vectors=None
+    )
+
+
+def test_a_skill_is_kept_only_from_a_right_program_of_a_training_item(tmp_path):
+    held = _item(9)
+    sk = lib(tmp_path, held_out=[held])
+    assert sk.learn(_item(1), [], _done(PROGRAM), correct=False, step=1) is None  # wrong answer
+    assert sk.learn(_item(1), [], _done(PROGRAM, ok=False), correct=True, step=1) is None  # program failed
+    assert sk.learn(held, [], _done(PROGRAM), correct=True, step=1) is None  # held out
+    assert len(sk) == 0
+    assert sk.learn(_item(1), [], _done(PROGRAM), correct=True, step=1) == "k1"
+    assert sk.skills[0].status == "candidate"
+
+
+def test_a_candidate_is_trusted_only_after_it_solved_another_training_item(tmp_path):
+    sk = lib(tmp_path)
+    sk.learn(_item(1), [], _done(PROGRAM), correct=True, step=1)
+    assert sk.select(_item(5), trusted_only=True) == []  # never shown to a held-out item while a candidate
+    shown = sk.select(_item(2), trusted_only=False)
+    assert [s.id for s in shown] == ["k1"]
+    assert sk.select(_item(1), trusted_only=False) == []  # not shown back to its own item
+    sk.learn(_item(2), shown, _done("print(solve([2, 3]))"), correct=True, step=2)
+    assert sk.skills[0].status == "trusted" and sk.skills[0].solved == ["t2"]
+    assert [s.id for s in sk.select(_item(5), trusted_only=True)] == ["k1"]
+    pre = sk.preload(sk.select(_item(5), trusted_only=True))
+    assert "def solve" in pre.code and pre.names == ("solve(nums)",)
+    assert "solve(nums)" in sk.render(sk.select(_item(5), trusted_only=True))
+
+
+def test_the_same_functions_from_another_item_verify_the_skill(tmp_path):
+    sk = lib(tmp_path)
+    sk.learn(_item(1), [], _done(PROGRAM), correct=True, step=1)
+    sk.learn(_item(2), [], _done(PROGRAM.replace("[1, 2, 3]", "[4]")), correct=True, step=1)
+    assert len(sk) == 1 and sk.skills[0].status == "trusted"
+
+
+def test_a_skill_that_keeps_failing_is_retired(tmp_path):
+    sk = lib(tmp_path, retire_failures=3)
+    sk.learn(_item(1), [], _done(PROGRAM), correct=True, step=1)
+    for i in (2, 3, 4):
+        shown = sk.select(_item(i), trusted_only=False)
+        sk.learn(_item(i), shown, _done("print(solve([0]))"), correct=False, step=2)
+    assert sk.skills[0].status == "retired" and sk.select(_item(7), trusted_only=False) == []
+
+
+def test_skills_resume_from_the_checkpoint_of_the_last_finished_step(tmp_path):
+    sk = lib(tmp_path)
+    sk.learn(_item(1), [], _done(PROGRAM), correct=True, step=1)
+    sk.checkpoint(1)
+    sk.learn(
+        _item(2), sk.select(_item(2), trusted_only=False), _done("print(solve([1]))"), correct=True, step=2
+    )
+    again = lib(tmp_path)
+    again.restore(1)
+    assert len(again) == 1 and again.skills[0].solved == [] and again.skills[0].status == "candidate"
+
+
+# ------------------------------------------------------------------------------------------ end to end
+
+
+def toy_model(requests: list[Request]):
+    """Training answers define and call `add_pair`; once it is preloaded the model calls it; the learner
+    proposes nothing."""
+
+    def answer(req: Request, seed: int | None) -> str:
+        requests.append(req)
+        user = req.messages[-1].content
+        if req.json_schema or "Summarise" in user:
+            if "Summarise" in user:
+                return "It ran a program."
+            return json.dumps(
+                {"lessons": []} if "lessons" in req.json_schema.get("properties", {}) else {"operations": []}
+            )
+        a, b = map(int, re.findall(r"What is (\d+) \+ (\d+)", user)[-1])
+        if "add_pair(a, b)" in req.messages[0].content:
+            return fence(f"print(add_pair({a}, {b}))")
+        return fence(f"def add_pair(a, b):\n    return a + b\n\nprint(add_pair({a}, {b}))")
+
+    return answer
+
+
+def test_end_to_end_a_run_learns_a_verified_skill_and_held_out_items_call_it(tmp_path):
+    data = tmp_path / "sums.jsonl"
+    rows = [
+        {"id": f"q{i}", "question": f"What is {i} + {1000 * i}?", "answer": str(1001 * i)}
+        for i in range(1, 13)
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = spec_from_mapping({
+        "name": "skills", "algorithm": "tfgrpo", "model": "local",
+        "data": {"source": str(data), "test_size": 4, "seed": 3},
+        "eval": {"k": 1, "max_tokens": 64}, "act": {"max_turns": 2},
+        "tfgrpo": {"epochs": 1, "batch_size": 4, "group_size": 2, "steps_per_epoch": 2, "skills": {"enabled": True}},
+        "run": {"dir": str(tmp_path / "runs")}, "diversity": {"embedder": "hash-64"},
+    }, base_dir=tmp_path)  # fmt: skip
+    requests: list[Request] = []
+    res = run_task(spec, client=FunctionClient(toy_model(requests)))
+    run = RunDir(res.run_dir)
+    held = {r["item_id"] for r in run.read_jsonl("eval-epoch0.jsonl")}
+    skills = json.loads(run.file("skills/skills.json").read_text())
+    assert skills and all(s["origin"] not in held for s in skills)
+    assert all(i not in held for s in skills for i in s["solved"] + s["failed"])
+    assert any(s["status"] == "trusted" for s in skills)
+    after = list(run.read_jsonl("eval-epoch1.jsonl"))
+    assert all(r["verdicts"][0]["correct"] for r in after)
+    # held-out answers after learning called the preloaded skill instead of defining it
+    assert all(r["samples"][0]["steps"][0]["code"].startswith("print(add_pair(") for r in after)
+    metrics = list(run.read_jsonl("metrics.jsonl"))
+    assert metrics[-1]["skills_trusted"] >= 1
