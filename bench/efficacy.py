@@ -55,15 +55,33 @@ from memrl.types import Item, ItemResult, Message  # noqa: E402
 
 T = TypeVar("T")
 
+#: The agent with the sandboxed Python tool: a program's printed output is its answer, a failing one is shown
+#: to it (2 turns at most: on 2 cores a third turn of the 1.5B model costs ~20 s an answer).
+TOOL = ["act.max_turns=2"]
 MEMRL = {
     "cases": ["tfgrpo.experiences=cases", "tfgrpo.cases.mode=similarity"],
     "cases-q": ["tfgrpo.experiences=cases", "tfgrpo.cases.mode=q", "tfgrpo.cases.exploration=epsilon",
                 "tfgrpo.cases.epsilon=0.3"],
     "lessons": ["tfgrpo.experiences=lessons"],
     "lessons+cases": ["tfgrpo.experiences=both"],
+    # with the sandboxed Python tool (`act:`), each memory kind alone, then all of them behind the no-harm gate
+    "tool+skills": [*TOOL, "tfgrpo.experiences=none", "tfgrpo.skills.enabled=true"],
+    "tool+lessons": [*TOOL, "tfgrpo.experiences=lessons"],
+    "tool+cases": [*TOOL, "tfgrpo.experiences=cases", "tfgrpo.cases.mode=similarity"],
+    "memrl": [*TOOL, "tfgrpo.experiences=both", "tfgrpo.skills.enabled=true", "tfgrpo.gate.enabled=true"],
 }  # fmt: skip
+#: Conditions that only answer (no learning): the prompt alone, and the same agent with the tool.
+PLAIN = {"none": [], "tool": TOOL}
 PEERS = ("gepa", "youtu-tfgrpo")
-ORDER = ("none", "cases", "lessons+cases", "lessons", "cases-q", "gepa", "youtu-tfgrpo")
+ORDER = ("none", "tool", "cases", "lessons+cases", "lessons", "cases-q", "tool+skills", "tool+lessons", "tool+cases",
+         "memrl", "gepa", "youtu-tfgrpo")  # fmt: skip
+
+
+def uses_tool(name: str) -> bool:
+    """Whether a learning condition answers with the tool (and is paired against `tool` as well)."""
+    return TOOL[0] in MEMRL.get(name, [])
+
+
 BASE_LABEL = (
     "eval-epoch0"  # `none` answers under the label and salt the memrl conditions' epoch-0 evaluation uses
 )
@@ -107,13 +125,14 @@ def learning_usage(run: RunDir, skip: tuple[str, ...] = ("eval",)) -> dict[str, 
 
 def condition_spec(base: TaskSpec, task: Path, name: str, out: Path, extra: list[str]) -> TaskSpec:
     overrides = [f"cache.path={out / 'cache.sqlite'}", f"run.name={name}", *extra]
-    return load_spec(task, overrides + MEMRL.get(name, []))
+    return load_spec(task, overrides + MEMRL.get(name, PLAIN.get(name, [])))
 
 
 def score_prompt(ctx: RunContext, system: str, template: str, label: str) -> dict[str, Any]:
     prompt = PromptSpec(system=system, template=template, memory_placement=ctx.spec.prompt.memory_placement)
     res = asyncio.run(evaluate_items(
         ctx.llm, ctx.verifier, ctx.split.test, prompt=prompt, cfg=ctx.spec.eval, run=ctx.run, label=label,
+        act=ctx.spec.act, progress=ctx.progress,
     ))  # fmt: skip
     ctx.save_usage()
     return res.model_dump()
@@ -235,7 +254,7 @@ def summarise(
 ) -> dict[str, Any]:
     train, test = load_items(spec)
     rows: dict[str, Any] = {}
-    base_acc = None
+    base_acc = tool_acc = None
     for name in [c for c in ORDER if c in done]:
         info = done[name]
         acc, trunc = per_item(RunDir(out / name), info["label"], test)
@@ -255,11 +274,16 @@ def summarise(
             base_acc = acc
         elif base_acc is not None:
             row["vs_none"] = paired(base_acc, acc)
+        if name == "tool":
+            tool_acc = acc
+        elif tool_acc is not None and uses_tool(name):
+            row["vs_tool"] = paired(tool_acc, acc)
+        start = tool_acc if uses_tool(name) else base_acc
         if (
-            name in MEMRL and base_acc is not None
-        ):  # its epoch-0 evaluation replays `none` from the shared cache
+            name in MEMRL and start is not None
+        ):  # its epoch-0 evaluation replays `none` (or `tool`) from the cache
             acc0, _ = per_item(RunDir(out / name), BASE_LABEL, test)
-            row["epoch0_matches_none"] = acc0 == base_acc
+            row["epoch0_matches_baseline"] = acc0 == start
         rows[name] = row
     return {"task": str(task.relative_to(ROOT) if task.is_relative_to(ROOT) else task), "model": spec.model.name,
             "held_out": len(test), "train": len(train),
@@ -279,22 +303,28 @@ def markdown(summary: dict[str, Any], command: str) -> str:
         f"Held-out accuracy, {summary['model']}, `{summary['task']}`: {summary['held_out']} held-out items, "
         f"{summary['train']} training items, greedy answers; run {summary['date']} with `{command}`.",
         "",
-        "| condition | held-out accuracy (95 % CI) | vs none: paired diff (95 % CI) | won / lost | truncated | "
+        "| condition | held-out accuracy (95 % CI) | vs none: paired diff (95 % CI) | won / lost | "
+        "vs tool: paired diff (95 % CI) | won / lost | truncated | "
         "learning rollouts | learning calls (shared via cache) | learning tokens | learning s (this run) | eval s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def cells(vs: dict[str, Any] | None) -> str:
+        if not vs:
+            return "— | —"
+        return (f"{vs['diff']:+.3f} ({vs['lo']:+.3f}, {vs['hi']:+.3f}) | "
+                f"{vs['wins']} / {vs['losses']} (p {vs['p_mcnemar']:.2f})")  # fmt: skip
+
     for name, r in summary["conditions"].items():
-        vs = r.get("vs_none")
-        diff = f"{vs['diff']:+.3f} ({vs['lo']:+.3f}, {vs['hi']:+.3f})" if vs else "—"
-        wl = f"{vs['wins']} / {vs['losses']} (p {vs['p_mcnemar']:.2f})" if vs else "—"
         lines.append(
-            f"| {name} | {r['accuracy']:.3f} ({r['ci'][0]:.3f}, {r['ci'][1]:.3f}) | {diff} | {wl} | "
+            f"| {name} | {r['accuracy']:.3f} ({r['ci'][0]:.3f}, {r['ci'][1]:.3f}) | {cells(r.get('vs_none'))} | "
+            f"{cells(r.get('vs_tool'))} | "
             f"{r['truncated_share']:.0%} | {r['rollouts']} | {r.get('calls', 0)} ({r.get('cached_calls', 0)} shared) | "
             f"{r.get('tokens', 0):,} | "
             f"{r['learn_seconds']:.0f} | {r['eval_seconds']:.0f} |"
         )
     for name, why in summary["skipped"].items():
-        lines.append(f"| {name} | not run: {why} | | | | | | | | |")
+        lines.append(f"| {name} | not run: {why} | | | | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -341,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in wanted if c not in ORDER]
     if unknown:
         ap.error(f"unknown condition(s) {unknown}; choose from {', '.join(ORDER)}")
+    if "tool" not in wanted and any(uses_tool(c) for c in wanted):
+        wanted.insert(0, "tool")  # conditions with the tool are paired against it too
     if "none" not in wanted:
         wanted.insert(0, "none")  # every comparison is paired against it
     command = (
@@ -363,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         spec = condition_spec(base, task, name, out, args.set)
         folder = out / name
-        if name == "none":
+        if name in PLAIN:
             info = run_none(spec, folder)
         elif name in MEMRL:
             info = run_memrl(spec, folder)

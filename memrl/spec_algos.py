@@ -100,10 +100,11 @@ class TFGRPOSpec(_Strict):
         "reconcile call of the step, which decides 'same' (fold) or 'different' (keep both).",
     )  # fmt: skip
     max_lessons: int = Field(default=40, ge=1, description="Library size cap; ADDs beyond it are rejected.")
-    experiences: Literal["lessons", "cases", "both"] = Field(
+    experiences: Literal["lessons", "cases", "both", "none"] = Field(
         default="lessons",
         description="What the policy learns and is shown: lessons (the semantic advantage), worked cases (its "
-        "own verified solutions to training items, retrieved by similarity or learned utility), or both.",
+        "own verified solutions to training items, retrieved by similarity or learned utility), both, or "
+        "none of them (with `skills` on: verified skills alone).",
     )
     cases: CaseRetrievalSpec = Field(
         default_factory=lambda: CaseRetrievalSpec(mode="similarity", k=2, exploration="none"),

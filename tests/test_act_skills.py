@@ -37,7 +37,7 @@ def test_a_program_that_prints_ends_the_answer_with_what_it_printed():
     [c] = run(Actor(llm, ActSpec()).answer(REQ, salt="s"))
     assert c.text == "42"
     assert [s.ok for s in c.steps] == [True] and c.steps[0].code.strip() == "print(6 * 7)"
-    assert "Python" in llm.requests[0][0].messages[0].content  # the tool is described in the system prompt
+    assert "Python" in llm.requests[0][0].messages[-1].content  # the tool is described after the question
     llm.assert_consumed()
 
 
@@ -86,7 +86,7 @@ def test_preloaded_code_is_defined_before_the_program_and_named_to_the_model():
     pre = Preload(code="def mul(a, b):\n    return a * b\n", names=("mul(a, b)",))
     [c] = run(Actor(llm, ActSpec()).answer(REQ, salt="s", preload=pre))
     assert c.text == "42"
-    assert "mul(a, b)" in llm.requests[0][0].messages[0].content
+    assert "mul(a, b)" in llm.requests[0][0].messages[-1].content
 
 
 def test_without_act_the_actor_is_the_plain_model_call():
@@ -219,7 +219,7 @@ def toy_model(requests: list[Request]):
                 {"lessons": []} if "lessons" in req.json_schema.get("properties", {}) else {"operations": []}
             )
         a, b = map(int, re.findall(r"What is (\d+) \+ (\d+)", user)[-1])
-        if "add_pair(a, b)" in req.messages[0].content:
+        if "ready to call: add_pair(a, b)" in user:
             return fence(f"print(add_pair({a}, {b}))")
         return fence(f"def add_pair(a, b):\n    return a + b\n\nprint(add_pair({a}, {b}))")
 

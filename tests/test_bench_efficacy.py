@@ -35,27 +35,28 @@ def test_smoke_runs_every_condition_on_the_same_held_out_items(tmp_path):
     out = tmp_path / "eff"
     env = os.environ | {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "bench/efficacy.py", "--smoke", "--out", str(out), "--only", "cases,cases-q,lessons+cases,gepa"],
+        [sys.executable, "bench/efficacy.py", "--smoke", "--out", str(out), "--only", "cases,cases-q,lessons+cases,memrl,gepa"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=880,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
     conds = res["conditions"]
-    assert list(conds) == ["none", "cases", "lessons+cases", "cases-q", "gepa"]
+    assert list(conds) == ["none", "tool", "cases", "lessons+cases", "cases-q", "memrl", "gepa"]
     assert {c["n"] for c in conds.values()} == {res["held_out"]} == {6}
-    for name in ("cases", "lessons+cases", "cases-q"):
-        assert conds[name]["epoch0_matches_none"], (
-            f"{name}: epoch-0 answers differ from `none` (cache not shared?)"
+    for name in ("cases", "lessons+cases", "cases-q", "memrl"):
+        assert conds[name]["epoch0_matches_baseline"], (
+            f"{name}: epoch-0 answers differ from `none` or `tool` (cache not shared?)"
         )
         assert conds[name]["rollouts"] == 4  # 1 step × 2 queries × 2 rollouts, as in the task file
         assert "vs_none" in conds[name]
+    assert "vs_tool" in conds["memrl"] and "vs_tool" not in conds["cases"]
     assert conds["gepa"]["rollouts"] <= 4
     table = (out / "table.md").read_text()
     assert all(f"| {n} |" in table for n in conds)
     assert (out / "efficacy.png").stat().st_size > 0
     # a second run resumes: nothing is recomputed
     again = subprocess.run(
-        [sys.executable, "bench/efficacy.py", "--smoke", "--out", str(out), "--only", "cases,cases-q,lessons+cases,gepa"],
+        [sys.executable, "bench/efficacy.py", "--smoke", "--out", str(out), "--only", "cases,cases-q,lessons+cases,memrl,gepa"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert again.returncode == 0 and again.stdout.count("done earlier (resumed)") == 5
+    assert again.returncode == 0 and again.stdout.count("done earlier (resumed)") == 7

@@ -66,17 +66,20 @@ class Actor:
         self.llm, self.cfg = llm, cfg
 
     def with_tool(self, request: Request, preload: Preload) -> Request:
-        """The request with the tool's instructions appended to its system message."""
+        """The request with the tool's instructions appended to its last user message."""
         assert self.cfg is not None
         note = load_prompt("act_python").text(
-            "system", timeout_s=f"{self.cfg.timeout_s:g}", finish=self.cfg.finish,
+            "user",
+            timeout_s=f"{self.cfg.timeout_s:g}",
+            finish=self.cfg.finish,
             preloaded=", ".join(preload.names),
-        )  # fmt: skip
+        )
         msgs = list(request.messages)
-        if msgs and msgs[0].role == "system":
-            msgs[0] = Message.system(f"{msgs[0].content}\n\n{note}")
+        last = max((i for i, m in enumerate(msgs) if m.role == "user"), default=None)
+        if last is None:
+            msgs.append(Message.user(note))
         else:
-            msgs.insert(0, Message.system(note))
+            msgs[last] = Message.user(f"{msgs[last].content}\n\n{note}")
         return request.model_copy(update={"messages": tuple(msgs)})
 
     async def answer(
@@ -137,7 +140,7 @@ class Actor:
             left = cfg.max_tokens - usage.completion_tokens
             if turn == cfg.max_turns or left < 16:
                 break
-            feedback = load_prompt("act_python").text("user", ok=ok, output=shown, finish=cfg.finish)
+            feedback = load_prompt("act_feedback").text("user", ok=ok, output=shown, finish=cfg.finish)
             msgs += [Message.assistant(c.text), Message.user(feedback)]
             nxt = request.model_copy(
                 update={"messages": tuple(msgs), "max_tokens": min(request.max_tokens, left)}
