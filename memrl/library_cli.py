@@ -56,7 +56,26 @@ def show(
         t.add_row(x.id, str(x.version), str(x.created_step), str(x.helpful), str(x.harmful), str(x.wins),
                   str(x.losses), str(len(x.source_rollouts)), x.text + protected)  # fmt: skip
     out.print(t)
+    _show_skills(run)
     _show_gate_rejections(run)
+
+
+def _show_skills(run: Path) -> None:
+    """Verified skills (tfgrpo.skills): status, where each came from and its verification record."""
+    path = run / "skills" / "skills.json"
+    if not path.exists():
+        return
+    from memrl.skills import Skill
+
+    skills = [Skill.model_validate(d) for d in json.loads(path.read_text(encoding="utf-8"))]
+    t = Table(title=f"skills: {len(skills)} ({sum(s.status == 'trusted' for s in skills)} trusted; only trusted "
+                    "ones reach held-out items)")  # fmt: skip
+    for col in ("id", "status", "step", "from", "solved", "failed", "function", "code"):
+        t.add_column(col, overflow="fold")
+    for s in skills:
+        t.add_row(s.id, s.status, str(s.step), s.origin, str(len(s.solved)), str(len(s.failed)), s.signature,
+                  s.code if len(s.code) <= 600 else s.code[:600] + "…")  # fmt: skip
+    out.print(t)
 
 
 def _show_gate_rejections(run: Path) -> None:
@@ -73,7 +92,9 @@ def _show_gate_rejections(run: Path) -> None:
                 rows.append(e)
     if not rows:
         return
-    t = Table(title=f"rejected by the no-harm gate: {len(rows)} steps rolled back (validation: before → after)")
+    t = Table(
+        title=f"rejected by the no-harm gate: {len(rows)} steps rolled back (validation: before → after)"
+    )
     for col in ("step", "validation", "added", "changed", "deleted"):
         t.add_column(col, overflow="fold")
     for e in rows:

@@ -254,3 +254,27 @@ def test_end_to_end_a_run_learns_a_verified_skill_and_held_out_items_call_it(tmp
     assert all(r["samples"][0]["steps"][0]["code"].startswith("print(add_pair(") for r in after)
     metrics = list(run.read_jsonl("metrics.jsonl"))
     assert metrics[-1]["skills_trusted"] >= 1
+
+
+def test_library_show_lists_skills_with_their_verification_record(tmp_path):
+    from typer.testing import CliRunner
+
+    from memrl.cli import app
+
+    data = tmp_path / "sums.jsonl"
+    rows = [
+        {"id": f"q{i}", "question": f"What is {i} + {1000 * i}?", "answer": str(1001 * i)}
+        for i in range(1, 13)
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = spec_from_mapping({
+        "name": "skills-show", "algorithm": "tfgrpo", "model": "local",
+        "data": {"source": str(data), "test_size": 4, "seed": 3}, "eval": {"k": 1, "max_tokens": 64}, "act": {},
+        "tfgrpo": {"batch_size": 4, "group_size": 2, "steps_per_epoch": 2, "experiences": "none",
+                   "skills": {"enabled": True}},
+        "run": {"dir": str(tmp_path / "runs")}, "diversity": {"embedder": "hash-64"},
+    }, base_dir=tmp_path)  # fmt: skip
+    res = run_task(spec, client=FunctionClient(toy_model([])))
+    shown = CliRunner().invoke(app, ["library", "show", str(res.run_dir)], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "skills:" in shown.output and "trusted" in shown.output and "add_pair(a, b)" in shown.output
