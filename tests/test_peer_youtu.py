@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+import select
+import socket
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -131,6 +134,37 @@ def test_template_escapes_jinja() -> None:
     assert render(youtu_peer.experience_template("{{ question }}", {}), question="q", meta={}).endswith(
         "None"
     )
+
+
+def _connections_held(address: tuple[str, int], n: int, wait_s: float = 0.5) -> int:
+    """How many of `n` simultaneous connects to a listening socket that accepts none complete: what its
+    listen backlog holds (Linux drops the SYNs beyond it; the clients wait for a retry, a second or more)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.setblocking(False)
+            s.connect_ex(address)
+        pending, held, end = set(socks), 0, time.monotonic() + wait_s
+        while pending and time.monotonic() < end:
+            _, ready, _ = select.select([], list(pending), [], max(0.0, end - time.monotonic()))
+            for s in ready:
+                held += s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                pending.discard(s)
+        return held
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_proxy_holds_a_burst_of_connections(tmp_path: Path) -> None:
+    """The counting proxy's listen backlog holds the anchor's concurrent calls (Python's default of 5
+    held 6 of 64 here; the rest waited for a SYN retry)."""
+    proxy = youtu_peer._Proxy(make_ctx(tmp_path, "http://127.0.0.1:9"), tmp_path / "calls.jsonl")
+    proxy.httpd.shutdown()  # stop accepting; the socket keeps listening
+    try:
+        assert _connections_held(proxy.httpd.server_address, 64) == 64
+    finally:
+        proxy.httpd.server_close()
 
 
 @needs_anchor

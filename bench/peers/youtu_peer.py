@@ -45,7 +45,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ import yaml
 
 from bench.peers.base import PeerContext, PeerResult
 from memrl.prompts import render
+from memrl.testing.loopback import LoopbackHTTPServer
 
 __all__ = ["learn", "anchor_paths", "is_set_up", "plan_steps", "experience_template", "NAME"]
 
@@ -213,8 +214,9 @@ class _Proxy:
         self.score_lock = threading.Lock()
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no env proxies
         self.scored = 0
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
+        # memrl.testing's server: a listen backlog of 256, not Python's 5, which drops a burst of the anchor's
+        # concurrent calls (a dropped connection waits out the client's SYN retry, seconds, or its timeout)
+        self.httpd = LoopbackHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="youtu-proxy", daemon=True)
         self.thread.start()
 

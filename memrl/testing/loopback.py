@@ -7,12 +7,15 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
-__all__ = ["LoopbackServer"]
+__all__ = ["LoopbackHTTPServer", "LoopbackServer"]
 
 S = TypeVar("S", bound="LoopbackServer")
 
 
-class _Server(ThreadingHTTPServer):
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server for local test and bench traffic: a listen backlog that holds a burst of
+    concurrent clients, daemon handler threads, and no traceback for a client that hung up."""
+
     daemon_threads = True
     request_queue_size = 256  # the default backlog (5) drops connections in bursts: clients then time out
 
@@ -25,7 +28,7 @@ class LoopbackServer:
     """Serves `handler` on 127.0.0.1:<free port> from a daemon thread; a context manager."""
 
     def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self._httpd = _Server(("127.0.0.1", 0), handler)
+        self._httpd = LoopbackHTTPServer(("127.0.0.1", 0), handler)
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
