@@ -18,6 +18,7 @@ from memrl.runner import run_task
 from memrl.spec import TaskSpec, spec_from_mapping
 from memrl.testing import Action, FakeOpenAIServer
 from memrl.testing.faults import sums_rows
+from memrl.testing.server import chat_body
 from memrl.types import Message
 
 REQ = Request.of([Message.user("What is 2+2?")], temperature=0.0, max_tokens=8)
@@ -101,6 +102,27 @@ async def test_cache_replays_without_calls_and_keeps_samples_distinct(tmp_path):
         assert ledger.total.calls == 0 and ledger.total.cached_calls == 3
         other = await managed(srv, cache=cache).complete(REQ, n=1, salt="epoch-2")
         assert other[0].text == "d" and len(srv.requests) == 4
+
+
+async def test_a_server_that_ignores_n_gets_no_retries(tmp_path):
+    """A provider memrl asks for n samples in one call but whose server answers with one (llama.cpp's
+    ignores `n`): the sample is kept and the rest come one per call, seeded; nothing is retried."""
+    one_choice = json.dumps(chat_body(Action(text="4"), 1))
+    with FakeOpenAIServer(default=Action(body=one_choice)) as srv:
+        llm = managed(srv, cache=ResponseCache(tmp_path / "cache.sqlite"), ledger=Ledger())
+        llm.client.native_n = True  # as for a hosted OpenAI-compatible provider without api_base
+        out = await llm.complete(REQ, n=4, phase="rollout")
+        assert len(out) == 4 and len(srv.requests) == 4 and llm.attempts == 4
+        assert [r["body"].get("n") for r in srv.requests] == [4, None, None, None]
+        assert len({r["body"].get("seed") for r in srv.requests[1:]}) == 3
+        assert llm.ledger.total.calls == 4 and llm.short_n == 1
+        again = await llm.complete(REQ, n=4, phase="rollout")
+        assert [c.text for c in again] == [c.text for c in out] and len(srv.requests) == 4  # all cached
+    with FakeOpenAIServer() as srv:  # a server that honours n: one call, as before
+        llm = managed(srv)
+        llm.client.native_n = True
+        assert len(await llm.complete(REQ, n=4)) == 4
+        assert len(srv.requests) == 1 and srv.requests[0]["body"]["n"] == 4 and llm.short_n == 0
 
 
 async def test_token_budget_stops_before_the_next_call():

@@ -115,6 +115,7 @@ class ManagedLLM:
         self.retry = retry or RetryPolicy()
         self._slots = asyncio.Semaphore(max_concurrency)
         self.attempts = 0  # HTTP attempts made, successful or not
+        self.short_n = 0  # n-sample calls answered with fewer samples (a server that ignores `n`)
 
     async def complete(
         self, request: Request, *, n: int = 1, phase: str = "default", salt: str = ""
@@ -138,10 +139,20 @@ class ManagedLLM:
                 self.cache.put(keys[i], self.name, c)
 
         if missing and self.client.native_n and len(missing) > 1:
-            fresh = await self._call(request, len(missing), phase, None)
-            for i, c in zip(missing, fresh, strict=True):
+            fresh = await self._call(request, len(missing), phase, None, short_ok=True)
+            for i, c in zip(missing, fresh, strict=False):  # fresh may be short: see below
                 keep(i, c)
-        elif missing:
+            if len(fresh) < len(missing):
+                # A server that ignores `n` answers with one sample: it is kept and the rest are asked for
+                # one at a time, not by retrying the whole call (which gets one sample again, and again).
+                if not self.short_n:
+                    log.warning(
+                        "%s answered %d of %d samples from one call (does it ignore n?); the rest are "
+                        "asked for one at a time", self.name, len(fresh), len(missing),
+                    )  # fmt: skip
+                self.short_n += 1
+            missing = missing[len(fresh) :]
+        if missing:
             # One call per sample, seeded from its cache key: a sample is reproducible where the
             # provider honours seeds (llama.cpp, OpenAI), and the n samples still differ.
             async def one(i: int) -> None:
@@ -150,7 +161,10 @@ class ManagedLLM:
             await asyncio.gather(*(one(i) for i in missing))
         return [found[i] for i in range(n)]
 
-    async def _call(self, request: Request, n: int, phase: str, seed: int | None) -> list[Completion]:
+    async def _call(
+        self, request: Request, n: int, phase: str, seed: int | None, short_ok: bool = False
+    ) -> list[Completion]:
+        """One call for n samples (retried as a whole); with `short_ok`, between 1 and n samples come back."""
         self.ledger.check()
         async with self._slots:
             self.ledger.check()
@@ -162,7 +176,7 @@ class ManagedLLM:
                 attempts += 1
                 self.attempts += 1
                 out = await self.client.complete_once(request, n, seed)
-                if len(out) != n:
+                if not (1 <= len(out) <= n if short_ok else len(out) == n):
                     raise ProviderError(f"asked for {n} samples, got {len(out)}", status=None)
                 return out
 
