@@ -1,7 +1,7 @@
 """Overhead of memrl's Training-Free GRPO step against direct litellm calls making the same requests.
 
-An instant local OpenAI-compatible server answers every request (rollouts with a number, learner calls
-with valid JSON). memrl runs training steps (rollouts, verification, summaries, lesson extraction,
+An instant local OpenAI-compatible server answers every request (JSON where a schema asks for it, else a
+number: rollouts, evaluation answers and the learner's per-rollout summaries). memrl runs training steps (rollouts, verification, summaries, lesson extraction,
 proposals, reconciliation, library write, checkpoint); the server records every request body; then the
 same bodies are sent again with plain `litellm.acompletion` at the same concurrency. The ratio is the
 wall time memrl adds around the model calls (cache, ledger, retries, prompts, parsing, file writes).
@@ -40,7 +40,10 @@ from memrl.testing import Action, FakeOpenAIServer  # noqa: E402
 
 
 class InstantServer(FakeOpenAIServer):
-    """Answers from the request: JSON where a schema asks for it, else a number."""
+    """Answers from the request: JSON where a schema asks for it, else a number. The plain-text requests
+    are not all rollouts: the learner summarises each rollout of a mixed group in plain text too, so 4 steps
+    of 8 x 8 send 256 rollouts + up to 256 summaries + 2 evaluation answers (514 when every group is mixed).
+    memrl's ledger (`RunResult.usage`) counts each phase's calls."""
 
     def _next(self, record: dict[str, Any]) -> Action:
         with self._lock:
@@ -116,8 +119,8 @@ async def replay(bodies: list[dict[str, Any]], api_base: str, concurrency: int) 
 RESULTS = Path(__file__).parent / "results" / "performance.json"
 
 
-def run_memrl(steps: int, batch: int, group: int) -> tuple[float, list[dict[str, Any]]]:
-    """One memrl run on a fresh server: wall seconds and the request bodies it sent."""
+def run_memrl(steps: int, batch: int, group: int) -> tuple[float, list[dict[str, Any]], dict[str, int]]:
+    """One memrl run on a fresh server: wall seconds, the request bodies it sent, and its calls by phase."""
     with tempfile.TemporaryDirectory() as d, InstantServer() as srv:
         tmp = Path(d)
         spec = make_spec(tmp, srv.api_base, steps, batch, group)
@@ -126,7 +129,9 @@ def run_memrl(steps: int, batch: int, group: int) -> tuple[float, list[dict[str,
         res = run_task(spec, run_dir=tmp / "run", client=client)
         wall = time.perf_counter() - t0
         assert res.status == "finished", res.message
-        return wall, [r["body"] for r in srv.requests]
+        calls = {k: int(v["calls"]) for k, v in res.usage.items() if k != "total"}
+        assert sum(calls.values()) == len(srv.requests), "the ledger counts every request the server saw"
+        return wall, [r["body"] for r in srv.requests], calls
 
 
 def run_direct(bodies: list[dict[str, Any]]) -> float:
@@ -162,12 +167,13 @@ def main() -> None:
         run_direct(run_memrl(1, 4, 4)[1])  # warm-up: imports and first-use costs, unmeasured
     rows = []  # (memrl wall, direct wall)
     bodies: list[dict[str, Any]] = []
+    calls: dict[str, int] = {}
     for i in range(repeats):
         if i % 2:  # direct first, replaying the previous run's requests (the same ones: answers are a
             dw = run_direct(bodies)  # function of the request)
-            mw, bodies = run_memrl(steps, batch, group)
+            mw, bodies, calls = run_memrl(steps, batch, group)
         else:
-            mw, bodies = run_memrl(steps, batch, group)
+            mw, bodies, calls = run_memrl(steps, batch, group)
             dw = run_direct(bodies)
         rows.append((mw, dw))
     load1 = os.getloadavg()
@@ -177,7 +183,8 @@ def main() -> None:
     print(
         f"training steps: {steps} x {batch} queries x {group} rollouts (+ 2 held-out evaluations of 1 item)"
     )
-    print(f"requests per run: {n_req}")
+    by_phase = ", ".join(f"{k} {v}" for k, v in sorted(calls.items()))
+    print(f"requests per run: {n_req} ({by_phase}; {steps * batch * group} rollouts)")
     print(f"memrl run_task:   {m:.3f} s  ({1000 * m / n_req:.2f} ms/request)")
     print(f"direct litellm:   {dct:.3f} s  ({1000 * dct / n_req:.2f} ms/request)")
     ratio = statistics.median(ratios)
