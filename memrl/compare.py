@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from memrl.act import Preload
 from memrl.algos.evaluate import evaluate_items
 from memrl.context import Progress
 from memrl.errors import ConfigError, MemrlError
@@ -197,6 +198,7 @@ def compare_memories(
                 res = await evaluate_items(
                     ctx.llm, ctx.verifier, items, prompt=prompt, cfg=spec.eval, run=ctx.run, label=c.label,
                     memory_for=_memory_for(shots), progress=progress, act=spec.act,
+                    preload_for=_preload_for(policies[i]),
                 )  # fmt: skip
                 rows = _rows(ctx.run, c.label, items)
                 answers[i] = (rows, shots)
@@ -239,6 +241,13 @@ _EMPTY = Score(n_items=0, k=1, mean_at_k=0.0, mean_ci=(0.0, 0.0), pass_at_k=0.0,
 
 def _memory_for(shots: dict[str, Injection]) -> Callable[[Item], str]:
     return lambda it: shots[it.id].text
+
+
+def _preload_for(policy: MemoryPolicy | None) -> Callable[[Item], Preload] | None:
+    """A run's trusted skills, defined in the sandbox of the items its memory shows them to."""
+    if policy is None or policy.skill_library is None:
+        return None
+    return lambda it: policy.preload(it.question)
 
 
 def _rows(run: RunDir, label: str, items: list[Item]) -> list[ItemResult]:

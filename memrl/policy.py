@@ -4,11 +4,18 @@
     messages = policy.augment(messages)                 # lessons (and cases) placed exactly as in learning
     policy.record(task, trajectory, reward)             # an outcome; thread- and asyncio-safe
     policy.learn()                                      # one Training-Free GRPO update over recorded groups
+    code = policy.preload(query).code                   # a run's verified skills: define before the model's program
 
 What goes into the prompt comes from the injection path learning used (`memrl.inject.build_memory`: lessons
 chosen by the `diversity` settings — relevance and MMR by default — then lessons and cases packed and
 rendered), placed where the run placed it (system prompt by default), within `token_budget` tokens. Tokens are *estimated* by
 `approx_tokens` (no tokenizer is loaded): pass `count_tokens=` for an exact count with your model's tokenizer.
+
+Verified skills (a run with `tfgrpo.skills`; `memrl.skills`): only trusted ones are deployed. The memory of a
+query ends with the skills chosen for it as the run's held-out evaluation chose them (`SkillLibrary.select`,
+similarity by the policy's embedder), outside `token_budget` as in the run; the memory tells the model they
+are already defined, so an app that runs the model's Python must define `preload(query).code` first (with
+`memrl.act.Actor` pass it as `preload=`).
 
 `learn()` groups recorded outcomes by query; a group of at least `min_group` outcomes whose rewards differ
 (`memrl.library.has_advantage`, the rule `memrl run` uses) goes through the same learner calls
@@ -34,6 +41,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from memrl.act import Preload
 from memrl.algos.tfgrpo.advantage import learn_from_group
 from memrl.cases import CaseRetriever, SimilarityCases
 from memrl.errors import ConfigError
@@ -47,6 +55,7 @@ from memrl.memory.base import Embedder
 from memrl.memory.records import CaseRecord, LessonRecord
 from memrl.memory.store import Memory
 from memrl.policy_cases import CaseSource, LearnResult, Outcome
+from memrl.skills import Skill, SkillLibrary
 from memrl.spec import DiversitySpec, ModelSpec, TFGRPOSpec, as_model_spec
 from memrl.types import Completion, Item, Message, Rollout, Verdict
 
@@ -57,6 +66,7 @@ __all__ = [
     "LearnResult",
     "CaseRetriever",
     "CaseSource",
+    "Preload",
     "SimilarityCases",
     "approx_tokens",
     "render_case",
@@ -84,6 +94,8 @@ class MemoryPolicy:
                      cases are retrieved from its case store by similarity.
       `cases`        a `CaseRetriever` (e.g. `mode="q"`: ranked by a utility learned from the rewards of the
                      outcomes each case was shown to) or any `CaseSource`; `max_cases` per prompt.
+      `skills`       verified skills: a `skills.json` (or a run directory holding `skills/skills.json`) or a
+                     `SkillLibrary`; only trusted skills are shown (`tfgrpo.skills.k` per query) and preloaded.
     What is injected: `placement` (`system` | `user`, as in learning), `token_budget` (estimated with
       `count_tokens`), `max_lessons`.
     Learning: `learner` (an `LLM`, `ModelSpec` or model string such as `"local"`) with `tfgrpo` and
@@ -100,6 +112,7 @@ class MemoryPolicy:
         *,
         memory: Memory | None = None,
         cases: CaseSource | None = None,
+        skills: SkillLibrary | str | Path | None = None,
         learner: LLM | ModelSpec | str | None = None,
         tfgrpo: TFGRPOSpec | None = None,
         diversity: DiversitySpec | None = None,
@@ -130,6 +143,7 @@ class MemoryPolicy:
         self.diversity = diversity or DiversitySpec()
         self._embedder: Embedder | str | None = embedder or (memory.embedder if memory is not None else None)
         self._vectors: LessonVectors | None = None
+        self.skill_library = _skill_library(skills, self.tfgrpo)
         self.placement: Placement = placement
         self.token_budget, self.max_lessons, self.max_cases = token_budget, max_lessons, max_cases
         self.min_group, self.max_group, self.success_threshold = min_group, max_group, success_threshold
@@ -199,6 +213,12 @@ class MemoryPolicy:
         shot = build_memory(query, lessons, cases, diversity=self.diversity, vectors=vectors,
                             budget=self.token_budget, max_lessons=self.max_lessons, count=self.count_tokens,
                             render=self.case_render)  # fmt: skip
+        skills = self._skills_for(query)
+        if skills and self.skill_library is not None:  # after the packed block, outside its budget
+            text = "\n\n".join(b for b in (shot.text, self.skill_library.render(skills)) if b)
+            shot = shot.model_copy(
+                update={"text": text, "skills": [s.id for s in skills], "tokens": self.count_tokens(text)}
+            )
         with self._lock:
             self._shown[_key(query)] = shot
             self._shown.move_to_end(_key(query))
@@ -220,6 +240,26 @@ class MemoryPolicy:
     async def aaugment(self, messages: Sequence[Any], *, query: str | None = None) -> list[Any]:
         block = (await self.amemory(query if query is not None else query_text(messages))).text
         return inject(messages, block, self.placement)
+
+    def preload(self, query: str = "") -> Preload:
+        """The code an app defines in its sandbox before it runs the model's program for `query`: the trusted
+        skills that `memory(query)` shows (`code`), and their signatures (`names`). Empty without skills."""
+        lib = self.skill_library
+        return lib.preload(self._skills_for(query)) if lib is not None else Preload()
+
+    async def apreload(self, query: str = "") -> Preload:
+        if self.skill_library is None or not self.skill_library.skills:
+            return Preload()
+        return await asyncio.to_thread(self.preload, query)
+
+    def _skills_for(self, query: str) -> list[Skill]:
+        """The trusted skills for one query, chosen as the run's held-out evaluation chose them."""
+        lib = self.skill_library
+        if lib is None or not lib.skills:
+            return []
+        if lib.vectors is None:
+            lib.vectors = self._lesson_vectors()
+        return lib.select(Item(id="query", question=query), trusted_only=True)
 
     # ------------------------------------------------------------------ record
     def record(
@@ -417,6 +457,17 @@ class MemoryPolicy:
         lib = self._store.load()
         with self._lock:
             self.library, self._read_at = lib, time.monotonic()
+
+
+def _skill_library(skills: SkillLibrary | str | Path | None, tfgrpo: TFGRPOSpec) -> SkillLibrary | None:
+    if skills is None or isinstance(skills, SkillLibrary):
+        return skills
+    path = Path(skills).expanduser()
+    if path.is_dir():
+        path = path / "skills" / "skills.json"
+    if not path.is_file():
+        raise ConfigError(f"no verified skills at {str(skills)!r}: expected a skills.json or a run directory")
+    return SkillLibrary.deployed(path, tfgrpo.skills)
 
 
 def _as_group(group: list[Outcome]) -> tuple[Item, list[Rollout]]:

@@ -1,6 +1,7 @@
 """Where a `MemoryPolicy` comes from (`MemoryPolicy.load`): a run directory — its library, the placement,
-diversity and tfgrpo settings it learned with, and the worked cases it showed — a library export, a chroma
-directory, a chroma server URL or `:memory:`. A run is deployed as it was evaluated."""
+diversity and tfgrpo settings it learned with, the worked cases it showed and its trusted verified skills —
+a library export, a chroma directory, a chroma server URL or `:memory:`. A run is deployed as it was
+evaluated."""
 
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ def load_policy(
             options = _run_options(path) | options
         if (path / "memory").is_dir() and "memory" not in options:
             options["memory"] = open_memory(path / "memory", embedder=embedder)
+        if (path / "skills" / "skills.json").is_file() and "skills" not in options:
+            options["skills"] = path / "skills" / "skills.json"  # only its trusted skills are deployed
         return cls(Library.load(path), **options)
     if (path / "chroma.sqlite3").exists():
         return cls(None, memory=open_memory(path, embedder=embedder), **options)

@@ -13,8 +13,9 @@ from memrl.act import Actor, Preload, transcript
 from memrl.llm.base import Request
 from memrl.runner import run_task
 from memrl.runs import RunDir
-from memrl.skills import SkillLibrary, calls, skill_source
+from memrl.skills import Skill, SkillLibrary, calls, skill_source
 from memrl.spec import ActSpec, SkillSpec, spec_from_mapping
+from memrl.tasks.sandbox import run_python
 from memrl.testing import FunctionClient, ScriptedLLM
 from memrl.types import Completion, Item, Message, ToolStep
 
@@ -278,3 +279,101 @@ def test_library_show_lists_skills_with_their_verification_record(tmp_path):
     shown = CliRunner().invoke(app, ["library", "show", str(res.run_dir)], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     assert "skills:" in shown.output and "trusted" in shown.output and "add_pair(a, b)" in shown.output
+
+
+# ------------------------------------------------------------------------------------------ deployed
+
+
+def _sums_run(tmp_path, requests: list[Request]):
+    """A finished skills run on the sums task (its spec, run directory and questions by item id)."""
+    data = tmp_path / "sums.jsonl"
+    rows = [
+        {"id": f"q{i}", "question": f"What is {i} + {1000 * i}?", "answer": str(1001 * i)}
+        for i in range(1, 13)
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = spec_from_mapping({
+        "name": "skills-deploy", "algorithm": "tfgrpo", "model": "local",
+        "data": {"source": str(data), "test_size": 4, "seed": 3},
+        "eval": {"k": 1, "max_tokens": 64}, "act": {"max_turns": 2},
+        "tfgrpo": {"epochs": 1, "batch_size": 4, "group_size": 2, "steps_per_epoch": 2, "skills": {"enabled": True}},
+        "run": {"dir": str(tmp_path / "runs")}, "diversity": {"embedder": "hash-64"},
+    }, base_dir=tmp_path)  # fmt: skip
+    res = run_task(spec, client=FunctionClient(toy_model(requests)))
+    return spec, RunDir(res.run_dir), {r["id"]: r["question"] for r in rows}
+
+
+def test_a_policy_loaded_from_a_run_with_skills_gives_held_out_prompts_what_the_run_evaluated_with(tmp_path):
+    """`MemoryPolicy.load(run)`: a held-out prompt gets byte-identical messages (the trusted skills rendered
+    after the memory, the tool note naming them) and the sandbox code the run's evaluation preloaded."""
+    from memrl.inject import policy_messages
+    from memrl.policy import MemoryPolicy
+
+    requests: list[Request] = []
+    spec, run, questions = _sums_run(tmp_path, requests)
+    held = [r["item_id"] for r in run.read_jsonl("eval-epoch1.jsonl")]
+    policy = MemoryPolicy.load(run.path)
+    tool = Actor(ScriptedLLM([]), spec.act)  # only its tool note: what the run's evaluation appended
+    for item_id in held:
+        q = questions[item_id]
+        seen = [r for r in requests if r.messages[-1].content.startswith(q)][-1]  # eval-epoch1, first turn
+        assert "ready to call: add_pair(a, b)" in seen.messages[-1].content, "the run must have preloaded it"
+        pre = policy.preload(q)
+        assert pre.names == ("add_pair(a, b)",) and "def add_pair(a, b)" in pre.code
+        assert policy.memory(q).skills
+        mine = policy.augment(policy_messages(spec.prompt, Item(id="x", question=q)))
+        assert list(tool.with_tool(Request.of(mine, max_tokens=64), pre).messages) == list(seen.messages)
+        ok = run_python(f"{pre.code}\n\nprint(add_pair(2, 3))")  # the app's sandbox: the skill runs
+        assert ok.stdout.strip() == "5"
+
+
+def test_compare_preloads_the_skills_a_run_shows(tmp_path):
+    from memrl.compare import compare_memories
+
+    spec, run, _ = _sums_run(tmp_path, [])
+    out = tmp_path / "cmp"
+    res = compare_memories(spec, ["none", str(run.path)], out=out, client=FunctionClient(toy_model([])))
+    none, deployed = ([json.loads(x) for x in (out / f"{c.label}.jsonl").open()] for c in res.conditions)
+    assert res.conditions[1].score.mean_at_k == 1.0
+    assert all(r["samples"][0]["steps"][0]["code"].startswith("def add_pair") for r in none)
+    # the memory names the skill and the sandbox defines it: the model calls it without writing it
+    assert all(r["samples"][0]["steps"][0]["code"].startswith("print(add_pair(") for r in deployed)
+
+
+def _skill(id: str, name: str, question: str, status: str) -> Skill:
+    return Skill(id=id, name=name, signature=f"{name}(x)", code=f"def {name}(x):\n    return x\n", names=[name],
+                 origin=f"t-{id}", question=question, step=1, status=status, solved=["t9"])  # fmt: skip
+
+
+def test_a_policy_deploys_only_trusted_skills_chosen_by_similarity(tmp_path):
+    from memrl.policy import MemoryPolicy
+    from memrl.spec import TFGRPOSpec
+
+    (tmp_path / "skills").mkdir()
+    skills = [
+        _skill("k1", "add_up", "What is 3 + 4?", "trusted"),
+        _skill("k2", "flip_text", "Reverse the string abc", "trusted"),
+        _skill("k3", "fresh", "Reverse the string abc", "candidate"),
+        _skill("k4", "stale", "Reverse the string abc", "retired"),
+    ]
+    (tmp_path / "skills" / "skills.json").write_text(json.dumps([s.model_dump() for s in skills]))
+    wide = TFGRPOSpec(skills=SkillSpec(enabled=True, k=5))
+    policy = MemoryPolicy(skills=tmp_path, tfgrpo=wide, embedder="hash-64")
+    shot = policy.memory("Reverse the string xyz")
+    assert shot.skills == ["k2", "k1"], "trusted only, the most similar first"
+    assert "flip_text(x)" in shot.text and "fresh" not in shot.text and "stale" not in shot.text
+    assert policy.preload("Reverse the string xyz").names == ("flip_text(x)", "add_up(x)")
+    one = MemoryPolicy(skills=tmp_path / "skills" / "skills.json", embedder="hash-64")  # k = 1
+    assert one.preload("Reverse the string xyz").names == ("flip_text(x)",)
+    assert one.preload("What is 8 + 9?").names == ("add_up(x)",)
+    assert [m["content"] for m in one.augment([{"role": "user", "content": "What is 8 + 9?"}])][0].endswith(
+        "```"
+    ), "the skill block goes into the system prompt"
+    deployed = SkillLibrary.deployed(tmp_path / "skills" / "skills.json", wide.skills)
+    assert [s.id for s in deployed.skills] == ["k1", "k2"]
+    live = SkillLibrary(tmp_path / "live", wide.skills, held_out=[], vectors=None)
+    live.skills = skills  # a library still learning: its candidates stay out of deployed prompts too
+    learning = MemoryPolicy(skills=live, embedder="hash-64")
+    assert learning.memory("Reverse the string xyz").skills == ["k2", "k1"]
+    assert MemoryPolicy().preload("x") == Preload() and MemoryPolicy().memory("x").skills == []
+    assert asyncio.run(one.apreload("What is 8 + 9?")) == one.preload("What is 8 + 9?")

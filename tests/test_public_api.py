@@ -47,3 +47,11 @@ def test_every_prompt_loads_and_renders():
             if getattr(p, part):
                 text = p.text(part, **variables)
                 assert text.strip(), f"{name}.{part} rendered empty"
+
+
+def test_memory_policy_keeps_its_methods():
+    from memrl.policy import MemoryPolicy
+
+    for name in ("load", "memory", "amemory", "augment", "aaugment", "preload", "apreload", "record",
+                 "arecord", "learn", "alearn", "export", "save", "close"):  # fmt: skip
+        assert callable(getattr(MemoryPolicy, name, None)), f"MemoryPolicy.{name} disappeared"

@@ -34,6 +34,9 @@ class Injection(BaseModel):
     text: str
     lessons: list[str] = Field(default_factory=list, description="Ids of the lessons shown.")
     cases: list[str] = Field(default_factory=list, description="Ids of the cases shown.")
+    skills: list[str] = Field(
+        default_factory=list, description="Ids of the verified skills shown (code: MemoryPolicy.preload)."
+    )
     tokens: int = 0
 
 

@@ -169,6 +169,14 @@ class SkillLibrary:
         path = self.folder / f"step-{step:04d}.json"
         self.skills = [] if step == 0 or not path.exists() else _read(path)
 
+    @classmethod
+    def deployed(cls, path: Path, cfg: SkillSpec, *, vectors: LessonVectors | None = None) -> SkillLibrary:
+        """The trusted skills of a `skills.json` (what a finished run keeps), for use after learning:
+        candidates and retired skills are left out, so they can never reach a deployed prompt or sandbox."""
+        lib = cls(path.parent, cfg, held_out=[], vectors=vectors)
+        lib.skills = [s for s in _read(path) if s.status == "trusted"]
+        return lib
+
 
 def _read(path: Path) -> list[Skill]:
     import json
