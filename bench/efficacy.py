@@ -166,6 +166,7 @@ def run_memrl(spec: TaskSpec, folder: Path) -> dict[str, Any]:
         "rollouts": sum(m["groups"] for m in metrics) * cfg.group_size,
         "lessons": res.results["learning"]["lessons"],
         "cases": res.results["learning"].get("cases"),
+        "skills": res.results["learning"].get("skills"),
         **learning_usage(run),
     }
 
