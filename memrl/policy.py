@@ -462,12 +462,7 @@ class MemoryPolicy:
 def _skill_library(skills: SkillLibrary | str | Path | None, tfgrpo: TFGRPOSpec) -> SkillLibrary | None:
     if skills is None or isinstance(skills, SkillLibrary):
         return skills
-    path = Path(skills).expanduser()
-    if path.is_dir():
-        path = path / "skills" / "skills.json"
-    if not path.is_file():
-        raise ConfigError(f"no verified skills at {str(skills)!r}: expected a skills.json or a run directory")
-    return SkillLibrary.deployed(path, tfgrpo.skills)
+    return SkillLibrary.deployed(Path(skills).expanduser(), tfgrpo.skills)
 
 
 def _as_group(group: list[Outcome]) -> tuple[Item, list[Rollout]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from memrl.spec_act import SkillSpec
 from memrl.spec_sections import ModelRef, _Strict
@@ -263,6 +263,19 @@ class MementoSpec(_Strict):
     learn_during_eval: bool = Field(
         default=False, description="Keep writing memory and updating Q on the test split."
     )
+    skills: str | None = Field(
+        default=None,
+        description="Verified skills to deploy: a skills.json or a Training-Free GRPO run directory "
+        "(relative to the task file). Its trusted skills most similar to each task are defined in the "
+        "python tool's sandbox before every program and named in the tool's description.",
+    )
+    skills_k: int = Field(default=1, ge=1, le=5, description="Skills defined and named per task.")
+
+    @model_validator(mode="after")
+    def _skills_need_python(self) -> MementoSpec:
+        if self.skills and "python" not in self.tools:
+            raise ValueError("memento.skills needs the python tool: add `python` to memento.tools")
+        return self
 
 
 class EntropySpec(_Strict):

@@ -5,6 +5,7 @@ handled, memory persists across processes, and a killed run resumes to the same 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -207,3 +208,54 @@ def test_kill_while_committing_finishes_the_commit(tmp_path, monkeypatch):
     resumed = run_task(spec, resume=True, client=client)
     assert _summary(resumed.run_dir) == _summary(whole.run_dir)
     assert not run.file("pending.json").exists()
+
+
+def skill_agent(seen: list[str]):
+    """Plans one subtask; calls `add_pair` when the python tool says it is defined, else adds in plain
+    Python; finishes with what the program printed."""
+
+    def answer(req, seed):
+        user = req.messages[-1].content
+        seen.append(user)
+        if '"subtasks"' in json.dumps(req.json_schema or {}):
+            return json.dumps({"subtasks": [{"id": "s1", "goal": "compute the sum", "depends_on": []}]})
+        if req.json_schema:
+            done = re.findall(r"^- python\(.*-> (.*)$", user, re.M)
+            if done:
+                return json.dumps({"tool": "finish", "args": {"result": "sum is " + done[-1].split()[-1]}})
+            a, b = re.search(r"Task: What is (\d+) \+ (\d+)\?", user).groups()
+            code = f"print(add_pair({a}, {b}))" if "add_pair(a, b)" in user else f"print({a} + {b})"
+            return json.dumps({"tool": "python", "args": {"code": code}})
+        nums = re.findall(r"sum is (\S+)", user)
+        return nums[-1] if nums else "unknown"
+
+    return answer
+
+
+def test_memento_deploys_a_runs_trusted_skills_in_the_python_tool(tmp_path):
+    from memrl.skills import Skill
+
+    def skill(id, name, status):
+        return Skill(id=id, name=name, signature=f"{name}(a, b)", code=f"def {name}(a, b):\n    return a + b\n",
+                     names=[name], origin="t1", question="What is 1 + 2?", step=1, status=status)  # fmt: skip
+
+    (tmp_path / "learned" / "skills").mkdir(parents=True)
+    (tmp_path / "learned" / "skills" / "skills.json").write_text(
+        json.dumps(
+            [
+                skill("k1", "fresh_sum", "candidate").model_dump(),
+                skill("k2", "add_pair", "trusted").model_dump(),
+            ]
+        )
+    )
+    seen: list[str] = []
+    spec = spec_for(tmp_path, tools=["python"], cases={"mode": "off"}, skills="learned", skills_k=2)
+    res = run_task(spec, client=FunctionClient(skill_agent(seen)))
+    assert res.results["train"]["success_rate"] == 1.0 and res.results["eval"]["success_rate"] == 1.0
+    calls = [
+        c for r in RunDir(res.run_dir).read_jsonl("episodes.jsonl") for s in r["subtasks"] for c in s["steps"]
+    ]
+    assert calls and all(c["call"]["args"]["code"].startswith("print(add_pair(") and c["ok"] for c in calls)
+    assert not any("fresh_sum" in u for u in seen), "a candidate skill reached an episode"
+    with pytest.raises(Exception, match="python tool"):
+        spec_for(tmp_path / "bad", skills="learned")  # calculator only

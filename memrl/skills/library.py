@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from memrl.act import Preload
+from memrl.errors import ConfigError
 from memrl.memory.vectors import LessonVectors
 from memrl.runs import atomic_write
 from memrl.skills.source import calls, skill_source
@@ -171,8 +172,14 @@ class SkillLibrary:
 
     @classmethod
     def deployed(cls, path: Path, cfg: SkillSpec, *, vectors: LessonVectors | None = None) -> SkillLibrary:
-        """The trusted skills of a `skills.json` (what a finished run keeps), for use after learning:
-        candidates and retired skills are left out, so they can never reach a deployed prompt or sandbox."""
+        """The trusted skills of a `skills.json` or of a run directory's `skills/skills.json`, for use after
+        learning: candidates and retired skills are left out, so they never reach a deployed prompt or sandbox."""
+        if path.is_dir():
+            path = path / "skills" / "skills.json"
+        if not path.is_file():
+            raise ConfigError(
+                f"no verified skills at {str(path)!r}: expected a skills.json or a run directory"
+            )
         lib = cls(path.parent, cfg, held_out=[], vectors=vectors)
         lib.skills = [s for s in _read(path) if s.status == "trusted"]
         return lib

@@ -7,11 +7,14 @@ import ast
 import math
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memrl.errors import ConfigError
 from memrl.tasks.sandbox import arun_python
 from memrl.tools.base import FunctionTool, Tool
+
+if TYPE_CHECKING:
+    from memrl.act import Preload
 
 __all__ = ["calculate", "calculator_tool", "python_tool", "builtin_tools", "BUILTIN_TOOLS"]
 
@@ -89,21 +92,24 @@ def calculator_tool() -> Tool:
     )
 
 
-def python_tool(timeout_s: float = 10.0, memory_mb: int = 256) -> Tool:
+def python_tool(timeout_s: float = 10.0, memory_mb: int = 256, preload: Preload | None = None) -> Tool:
+    """Sandboxed Python; with `preload` (verified skills) its code is defined before every program and its
+    names are given in the tool's description."""
+    pre = preload.code if preload is not None else ""
+
     async def python(code: str) -> str:
         """Run a Python program in a sandbox and return what it prints."""
-        res = await arun_python(code, timeout_s=timeout_s, memory_mb=memory_mb)
+        res = await arun_python(f"{pre}\n\n{code}" if pre else code, timeout_s=timeout_s, memory_mb=memory_mb)
         if not res.ok:
             tail = " ".join(res.stderr.strip().splitlines()[-3:])
             raise RuntimeError(f"{res.summary(120)}{' | ' + tail if tail else ''}")
         return res.stdout.strip() or "(the program printed nothing: print() the result)"
 
-    return FunctionTool(
-        python,
-        name="python",
-        description="Run a short Python program (no network, no files kept) and return what it prints.",
-        timeout_s=timeout_s + 5.0,
-    )
+    described = "Run a short Python program (no network, no files kept) and return what it prints."
+    if preload is not None and preload.names:
+        names = ", ".join(preload.names)
+        described += f" Already defined there (verified on similar problems; call, do not rewrite): {names}."
+    return FunctionTool(python, name="python", description=described, timeout_s=timeout_s + 5.0)
 
 
 #: name -> factory of the built-in tools a task file can list under `memento.tools`.

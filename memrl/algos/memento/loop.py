@@ -3,7 +3,9 @@
 Each episode: choose cases from case memory (similarity, or similarity + online Q with exploration; see
 `memrl.cases`), plan a DAG of subtasks, execute them with tools (hints from subtask and tool memory), answer or
 finish the game; then write the case (task, plan, trajectory, reward), its subtasks and every tool call, and
-update Q. Training episodes learn; held-out episodes read memory only (unless `learn_during_eval`).
+update Q. Training episodes learn; held-out episodes read memory only (unless `learn_during_eval`). With
+`memento.skills` (a Training-Free GRPO run's verified skills) the python tool of each episode defines the
+trusted skills chosen for its task (`SkillLibrary.select`, as that run's held-out evaluation chose them).
 
 Run directory: `episodes.jsonl` (full traces), `metrics.jsonl` (one line per episode, with the Q
 distribution), `state.json`, `memory/` (chroma; or `memento.memory`), `memento_q.json` beside the memory.
@@ -18,7 +20,7 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +34,18 @@ from memrl.metrics import mean_ci, score_items
 from memrl.runs import atomic_write
 from memrl.spec import MementoSpec
 from memrl.tools.base import Tool, short
-from memrl.tools.builtin import builtin_tools
+from memrl.tools.builtin import builtin_tools, python_tool
 from memrl.types import Item
 
-__all__ = ["run_memento", "open_tools", "wilson", "summarise", "write_episode_memory", "q_path"]
+__all__ = [
+    "run_memento",
+    "open_tools",
+    "episode_tools",
+    "wilson",
+    "summarise",
+    "write_episode_memory",
+    "q_path",
+]
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -78,6 +88,30 @@ async def open_tools(cfg: MementoSpec) -> AsyncIterator[list[Tool]]:
                 )
             )
         yield tools
+
+
+def episode_tools(ctx: RunContext, cfg: MementoSpec, tools: list[Tool]) -> Callable[[Item], list[Tool]]:
+    """The tools of one episode: the run's, with `memento.skills` a python tool that defines the trusted
+    skills chosen for the task (their signatures in its description). Candidates never reach an episode."""
+    if not cfg.skills:
+        return lambda item: tools
+    from memrl.inject import LessonVectors
+    from memrl.memory.embed import make_embedder
+    from memrl.skills import SkillLibrary
+    from memrl.spec import SkillSpec
+
+    path = Path(cfg.skills).expanduser()
+    lib = SkillLibrary.deployed(path if path.is_absolute() else ctx.spec.base_dir / path,
+                                SkillSpec(k=cfg.skills_k), vectors=LessonVectors(make_embedder(cfg.embedder)))  # fmt: skip
+    at = cfg.tools.index("python")  # the built-in tools come first, in `memento.tools` order
+
+    def for_item(item: Item) -> list[Tool]:
+        chosen = lib.select(item, trusted_only=True)
+        if not chosen:
+            return tools
+        return [*tools[:at], python_tool(preload=lib.preload(chosen)), *tools[at + 1 :]]
+
+    return for_item
 
 
 def _case_id(key: str) -> str:
@@ -195,10 +229,11 @@ async def run_memento(ctx: RunContext) -> dict[str, Any]:
         state = {"done": pending["n"] + 1}
 
     async with open_tools(cfg) as tools:
+        tools_for = episode_tools(ctx, cfg, tools)
         for n, (phase, item, key) in enumerate(schedule):
             if n < state["done"]:
                 continue
-            episode = open_episode(item, ctx.verifier, tools)
+            episode = open_episode(item, ctx.verifier, tools_for(item))
             try:
                 # held-out episodes take the greedy ranking; no episode gets its own task's case
                 sel = cases.select(episode.task, random.Random(key), explore=phase == "train")
