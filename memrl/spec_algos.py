@@ -116,6 +116,11 @@ class TFGRPOSpec(_Strict):
         description="One token budget for the memory block (lessons first, then cases). Default: no cap for "
         "lessons alone, 1200 tokens once cases are on.",
     )  # fmt: skip
+    failure_lessons: bool = Field(
+        default=False,
+        description="Let the learner also write 'When <situation>, avoid <mistake>' lessons from what the "
+        "lower-reward attempts of a group got wrong (memory from failures; off by default: not yet measured).",
+    )
     skills: SkillSpec = Field(
         default_factory=SkillSpec,
         description="Verified skills: functions from the policy's own verified programs, shown and preloaded "

@@ -263,3 +263,13 @@ def test_the_learners_fixed_instructions_are_rendered_once_and_unchanged():
     assert echoes_instructions("The new lesson, in full", propose)
     assert not echoes_instructions(FORMULA, propose)
     assert _padded_words.cache_info().hits >= hits + 2, "the prompt's words are normalised once"
+
+
+def test_failure_lessons_add_one_instruction_and_leave_the_default_prompt_byte_identical():
+    from memrl.algos.tfgrpo.advantage import _extract_instructions, _instructions
+
+    base = _instructions("tfgrpo_extract", question="", ground_truth=None, attempts=[], library=[],
+                         max_lessons=2, word_cap=32)  # fmt: skip
+    assert _extract_instructions(2, 32) == base  # off: the prompt every earlier run and cache saw
+    on = _extract_instructions(2, 32, True)
+    assert "avoid <mistake>" in on and "avoid <mistake>" not in base

@@ -95,10 +95,10 @@ def _instructions(name: str, **variables: Any) -> str:
 
 
 @lru_cache(maxsize=64)
-def _extract_instructions(max_lessons: int, word_cap: int) -> str:
+def _extract_instructions(max_lessons: int, word_cap: int, failure_lessons: bool = False) -> str:
     """The extract prompt's fixed text at these limits, rendered once."""
     return _instructions("tfgrpo_extract", question="", ground_truth=None, attempts=[], library=[],
-                         max_lessons=max_lessons, word_cap=word_cap)  # fmt: skip
+                         max_lessons=max_lessons, word_cap=word_cap, failure_lessons=failure_lessons)  # fmt: skip
 
 
 @lru_cache(maxsize=64)
@@ -140,12 +140,13 @@ async def extract_lessons(
         ground_truth=item.answer if cfg.given_ground_truth else None,
         attempts=[{"reward": round(r.verdict.reward, 2), "summary": s} for r, s in zip(rollouts, summaries, strict=True)],
         library=library, max_lessons=cfg.lessons_per_group, word_cap=cfg.word_cap,
+        failure_lessons=cfg.failure_lessons,
     )  # fmt: skip
     out = await ask_structured(
         llm, msgs, _Lessons, schema=_lessons_schema(cfg), phase="learner", salt=salt,
         temperature=cfg.learner_temperature, max_tokens=cfg.learner_max_tokens,
     )  # fmt: skip
-    fixed = _extract_instructions(cfg.lessons_per_group, cfg.word_cap)
+    fixed = _extract_instructions(cfg.lessons_per_group, cfg.word_cap, cfg.failure_lessons)
     lessons = [t.strip() for t in (out.lessons if out else []) if t.strip()]
     for t in [t for t in lessons if echoes_instructions(t, fixed)]:
         log.info("dropped a lesson that copies the instructions: %r", t)
