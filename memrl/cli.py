@@ -142,6 +142,8 @@ def _run_and_show(spec: Any, start: Callable[[Callable[[Any], None]], Any]) -> N
         f"tokens {int(tot.get('total_tokens', 0)):,} · cost ${tot.get('cost_usd', 0.0):.4f} · "
         f"calls {int(tot.get('calls', 0))} (+{int(tot.get('cached_calls', 0))} from cache) · {res.seconds:.1f}s · {res.run_dir}"
     )
+    if res.prompt_reuse is not None:
+        out.print(res.prompt_reuse.sentence())
     if res.status != "finished":
         console.print(f"[yellow]{res.message}[/] — raise the budget and rerun with --resume")
         raise typer.Exit(3)

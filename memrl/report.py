@@ -216,6 +216,9 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Repo
         ["tokens", f"{int(total.get('total_tokens', 0)):,}"], ["cost", f"${float(total.get('cost_usd', 0)):.4f}"],
         ["calls", f"{int(total.get('calls', 0))} (+{int(total.get('cached_calls', 0))} from cache)"],
     ]  # fmt: skip
+    if reuse := res.get("prompt_reuse"):
+        summary.append(["local prompt tokens", f"{reuse['evaluated_tokens']:,} evaluated, "
+                        f"{reuse['reused_tokens']:,} reused ({100 * reuse.get('share', 0):.0f} %)"])  # fmt: skip
     parts = [f"<h1>memrl run report: {html.escape(str(spec.get('name', run.path.name)))}</h1>",
              _table(["", ""], summary)]  # fmt: skip
     evals = [(k, r["score"]) for k, r in results.items() if isinstance(r, dict) and "score" in r]

@@ -21,6 +21,7 @@ from memrl.errors import BudgetExceeded
 from memrl.llm.cache import ResponseCache
 from memrl.llm.factory import build_llm
 from memrl.llm.ledger import Ledger
+from memrl.llm.local_log import PromptReuse, ReuseMeter
 from memrl.llm.managed import ManagedLLM, RawClient, RetryPolicy
 from memrl.runs import RunDir, redact
 from memrl.spec import TaskSpec
@@ -48,6 +49,7 @@ class RunResult(BaseModel):
     results: dict[str, Any] = Field(default_factory=dict)
     usage: dict[str, dict[str, float]] = Field(default_factory=dict)
     seconds: float = 0.0
+    prompt_reuse: PromptReuse | None = None  # prompt tokens an embedded local server evaluated and reused
 
 
 def open_run(
@@ -171,6 +173,7 @@ def run_task(
     except BaseException:  # a bad data file, verifier, model name...: nothing to keep
         run.discard()
         raise
+    meter = ReuseMeter()
     status, message, results = "finished", "", {}
     try:
         results = asyncio.run(_dispatch(ctx))
@@ -179,7 +182,7 @@ def run_task(
         log.warning("%s", e)
     except BaseException as e:
         _close(ctx)
-        _stopped(ctx, e, time.perf_counter() - t0)
+        _stopped(ctx, e, time.perf_counter() - t0, meter.read())
         raise
     _close(ctx)
     out = RunResult(
@@ -189,6 +192,7 @@ def run_task(
         results=results,
         usage=ctx.llm.ledger.snapshot(),
         seconds=time.perf_counter() - t0,
+        prompt_reuse=meter.read(),
     )
     run.write_json("results.json", out.model_dump())
     return out
@@ -201,7 +205,7 @@ def _close(ctx: RunContext) -> None:
         ctx.llm.cache.close()
 
 
-def _stopped(ctx: RunContext, exc: BaseException, seconds: float) -> None:
+def _stopped(ctx: RunContext, exc: BaseException, seconds: float, reuse: PromptReuse | None) -> None:
     """A run stopped by an error: a new run no model call answered leaves nothing behind (a 401, a refused
     connection); any other keeps its folder, with results.json saying why, for `memrl resume`."""
     usage = ctx.llm.ledger.total
@@ -214,6 +218,7 @@ def _stopped(ctx: RunContext, exc: BaseException, seconds: float) -> None:
         message="interrupted" if interrupted else f"{type(exc).__name__}: {exc}",
         usage=ctx.llm.ledger.snapshot(),
         seconds=seconds,
+        prompt_reuse=reuse,
     )
     saved = redact(out.model_dump())  # a provider's error may quote a key
     with contextlib.suppress(OSError):  # never hide the error that stopped the run

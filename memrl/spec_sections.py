@@ -28,6 +28,14 @@ class ModelSpec(_Strict):
     max_attempts: int = Field(default=5, ge=1, le=50)
     max_retry_wait_s: float = Field(default=60.0, ge=0)
     n_ctx: int = Field(default=2048, ge=256, description="Context size of an embedded local model.")
+    prompt_cache_mb: int = Field(
+        default=0,
+        ge=0,
+        description="An embedded local model's RAM prompt cache (llama-cpp-python `--cache`) in MB of saved "
+        "state; 0 keeps only the last request's prefix. It pays where items' multi-turn requests interleave "
+        "(0.82x the wall time on SmolLM2), not for evaluation (1.05x), and each saved state also copies its "
+        "logits (~0.2 MB a token), which the size does not count (bench/bench_prompt_reuse.py).",
+    )
     extra: dict[str, Any] = Field(default_factory=dict, description="Passed through to litellm as is.")
 
     @field_validator("name")

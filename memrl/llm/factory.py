@@ -24,7 +24,7 @@ def build_llm(
     if is_local(spec.name):
         from memrl.llm.local import ALIAS, shared_server
 
-        server = shared_server(spec.name, n_ctx=spec.n_ctx)
+        server = shared_server(spec.name, n_ctx=spec.n_ctx, prompt_cache_mb=spec.prompt_cache_mb)
         # The embedded server answers one request at a time: a second one in flight keeps it busy, more
         # would only queue, and queued time would count against the request timeout.
         client = LiteLLMClient(

@@ -27,7 +27,7 @@ import httpx
 
 from memrl.errors import LocalModelError
 
-__all__ = ["LocalServer", "resolve_gguf", "shared_server", "free_port", "stop_all"]
+__all__ = ["LocalServer", "resolve_gguf", "running_servers", "shared_server", "free_port", "stop_all"]
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,11 @@ class LocalServer:
         port: int | None = None,
         n_threads: int | None = None,
         log_path: str | Path | None = None,
+        prompt_cache_mb: int = 0,
     ) -> None:
+        """`prompt_cache_mb` > 0 turns on llama-cpp-python's RAM prompt cache (`--cache`): saved states,
+        looked up by longest common prefix, up to that many MB of llama.cpp state (the logits copied with
+        each state are not counted, so the process grows by more; see `model.prompt_cache_mb`)."""
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
         self.host = host
@@ -96,6 +100,7 @@ class LocalServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self._lifeline: int | None = None  # write end of the pipe the server watches
         self.startup_s: float | None = None
+        self.prompt_cache_mb = prompt_cache_mb
 
     @property
     def api_base(self) -> str:
@@ -114,6 +119,7 @@ class LocalServer:
             "--n_ctx", str(self.n_ctx),
             "--n_threads", str(self.n_threads),
             "--n_threads_batch", str(self.n_threads),
+            *(["--cache", "true", "--cache_size", str(self.prompt_cache_mb << 20)] if self.prompt_cache_mb else []),
         ]  # fmt: skip
 
     def start(self, timeout_s: float = 180.0) -> LocalServer:
@@ -196,7 +202,7 @@ class LocalServer:
 
 # ------------------------------------------------------------------ one shared server per model per process
 
-_servers: dict[tuple[str, int], LocalServer] = {}
+_servers: dict[tuple[str, int, int], LocalServer] = {}
 _all: list[LocalServer] = []
 _lock = threading.Lock()
 
@@ -206,17 +212,24 @@ def _register(server: LocalServer) -> None:
         _all.append(server)
 
 
-def shared_server(name: str, n_ctx: int = 2048) -> LocalServer:
+def shared_server(name: str, n_ctx: int = 2048, prompt_cache_mb: int = 0) -> LocalServer:
     """The running server for this model in this process, started on first use."""
     path = resolve_gguf(name)
-    key = (str(path), n_ctx)
+    key = (str(path), n_ctx, prompt_cache_mb)
     with _lock:
         srv = _servers.get(key)
     if srv is None or srv.proc is None or srv.proc.poll() is not None:
-        srv = LocalServer(path, n_ctx=n_ctx).start()
+        srv = LocalServer(path, n_ctx=n_ctx, prompt_cache_mb=prompt_cache_mb).start()
         with _lock:
             _servers[key] = srv
     return srv
+
+
+def running_servers() -> list[LocalServer]:
+    """The servers this process started that are still running."""
+    with _lock:
+        live = {id(s): s for s in _all if s.proc is not None and s.proc.poll() is None}
+    return list(live.values())
 
 
 def stop_all() -> None:
