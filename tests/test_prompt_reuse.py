@@ -74,6 +74,17 @@ def test_a_request_without_a_prefix_line_reused_nothing():
     assert (r.requests, r.reused_tokens, r.evaluated_tokens) == (2, 1345, 1 + 1346)
 
 
+def test_llama_servers_timing_lines_are_not_read_as_requests_without_reuse():
+    # llama.cpp's own llama-server logs its timings in these words (tools/server print_timing), without the
+    # prefix llama-cpp-python's lines carry; its prompt reuse is reported elsewhere
+    lines = (
+        "slot print_timing: id  0 | task 7 | \n"
+        "prompt eval time =      12.52 ms /    19 tokens (    0.66 ms per token,  1517.57 tokens per second)\n"
+        "       eval time =     101.34 ms /    16 tokens (    6.33 ms per token,   157.89 tokens per second)\n"
+    )
+    assert parse_log(lines) == PromptReuse()
+
+
 class _Srv:
     def __init__(self, path):
         self.log_path = path

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 __all__ = ["PromptReuse", "ReuseMeter", "parse_log"]
 
 _HIT = re.compile(r"Llama\.generate: (\d+) prefix-match hit")
-_END = re.compile(r"prompt eval time =\s*[\d.]+ ms /\s*(\d+) tokens")
+# llama-cpp-python's timing line; llama-server prints the same words without the prefix, and reports its
+# reuse otherwise, so its log is not read as if it reused nothing
+_END = re.compile(r"llama_perf_context_print: prompt eval time =\s*[\d.]+ ms /\s*(\d+) tokens")
 _STATE_LOAD = "Llama._create_completion: cache hit"
 
 
