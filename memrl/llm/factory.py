@@ -25,16 +25,17 @@ def build_llm(
         from memrl.llm.local import ALIAS, shared_server
 
         server = shared_server(spec.name, n_ctx=spec.n_ctx, prompt_cache_mb=spec.prompt_cache_mb)
-        # The embedded server answers one request at a time: a second one in flight keeps it busy, more
-        # would only queue, and queued time would count against the request timeout.
+        # As many requests in flight as the server is worth (`LocalServer.concurrency`): llama-cpp-python's
+        # answers one at a time (2: one more keeps it busy), llama-server decodes its slots together (4).
         client = LiteLLMClient(
             f"openai/{ALIAS}",
             api_base=server.api_base,
             timeout_s=max(spec.timeout_s, 600.0),
             local=True,
             extra=spec.extra,
+            max_n=server.max_n,
         )
-        concurrency = min(spec.max_concurrency, 2)
+        concurrency = min(spec.max_concurrency, server.concurrency)
         name = spec.name if spec.name == "local" else f"local:{Path(spec.name[6:]).name}"
     else:
         client = LiteLLMClient(

@@ -226,7 +226,10 @@ class LiteLLMClient:
         timeout_s: float = 120.0,
         local: bool = False,
         extra: dict[str, Any] | None = None,
+        max_n: int | None = None,
     ) -> None:
+        """`max_n`: a local server that draws up to that many samples from one evaluation of the prompt
+        (llama-server, one slot per sample); calls for more samples are split by `ManagedLLM`."""
         self.model = model
         self.provider = model.split("/", 1)[0] if "/" in model else "openai"
         self.api_base = api_base
@@ -234,7 +237,8 @@ class LiteLLMClient:
         self.timeout_s = timeout_s
         self.local = local
         self.extra = dict(extra or {})
-        self.native_n = self.provider in _NATIVE_N and not api_base
+        self.max_n = max_n
+        self.native_n = (self.provider in _NATIVE_N and not api_base) or (max_n or 0) > 1
         self._litellm = import_litellm()
 
     def _api_key(self) -> str | None:
@@ -264,9 +268,9 @@ class LiteLLMClient:
             kw["seed"] = seed
         if request.stop:
             kw["stop"] = list(request.stop)
-        if request.logprobs:
+        if request.logprobs or (n > 1 and self.max_n):  # llama-server counts one choice's tokens: see below
             kw["logprobs"] = True
-            if request.top_logprobs:
+            if request.logprobs and request.top_logprobs:
                 kw["top_logprobs"] = request.top_logprobs
         if request.json_schema is not None:
             if self.local:  # llama.cpp's server takes the schema inside json_object (it rejects json_schema)
@@ -315,6 +319,10 @@ class LiteLLMClient:
             cost_usd=cost,
             calls=1,
         )
+        if self.max_n and len(choices) > 1:  # llama-server's usage is the first choice's: count them all
+            counted = sum(len(_logprobs(ch) or ()) for ch in choices)
+            usage.completion_tokens = max(usage.completion_tokens, counted)
+        asked_logprobs = request.logprobs or not (self.max_n and n > 1)
         out = []
         for i, ch in enumerate(choices):
             msg = getattr(ch, "message", None)
@@ -328,7 +336,7 @@ class LiteLLMClient:
                 Completion(
                     text=text,
                     finish_reason=finish,
-                    logprobs=_logprobs(ch),
+                    logprobs=_logprobs(ch) if asked_logprobs else None,
                     usage=usage if i == 0 else Usage(),
                     model=self.model,
                 )

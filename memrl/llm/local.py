@@ -6,6 +6,8 @@ on Ctrl-C and on errors. If memrl dies without stopping it (SIGKILL included), t
 watches a pipe whose only writer is the memrl process, and the kernel closes that pipe when the process
 ends, whichever thread started the server (PR_SET_PDEATHSIG, used before, fires when that thread ends).
 The model is then reached through litellm as `openai/local` with `api_base`, the same path as hosted APIs.
+Where llama.cpp's own `llama-server` is installed, `shared_server` starts that instead: it decodes several
+requests at once (`memrl.llm.llama_server`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -100,6 +103,10 @@ class LocalServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self._lifeline: int | None = None  # write end of the pipe the server watches
         self.startup_s: float | None = None
+        # Requests worth having in flight: this server answers one at a time, so a second one keeps it busy
+        # and more would only queue (queued time counts against the request timeout).
+        self.concurrency = 2
+        self.max_n: int | None = None  # samples one request may ask for (it ignores `n`)
         self.prompt_cache_mb = prompt_cache_mb
 
     @property
@@ -122,21 +129,29 @@ class LocalServer:
             *(["--cache", "true", "--cache_size", str(self.prompt_cache_mb << 20)] if self.prompt_cache_mb else []),
         ]  # fmt: skip
 
-    def start(self, timeout_s: float = 180.0) -> LocalServer:
-        if self.proc is not None:
-            return self
+    def _check_runtime(self) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise LocalModelError(
                 "model 'local' needs llama-cpp-python's server: pip install 'memrl[local]' "
                 "(it compiles llama.cpp once, 5–8 minutes on 2 cores)"
             )
+
+    def _launch(self, read_end: int) -> tuple[list[str], dict[str, str] | None]:
+        """The command that runs the server under the watch of pipe `read_end`, and its environment."""
+        return [sys.executable, "-c", _WATCHED_SERVER, str(read_end), *self._server_args()], None
+
+    def start(self, timeout_s: float = 180.0) -> LocalServer:
+        if self.proc is not None:
+            return self
+        self._check_runtime()
         t0 = time.perf_counter()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logf = self.log_path.open("wb")
         read_end, self._lifeline = os.pipe()  # neither end is inherited by other children
+        argv, env = self._launch(read_end)
         try:  # its own session: Ctrl-C in the terminal reaches memrl, which stops the server itself
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", _WATCHED_SERVER, str(read_end), *self._server_args()],
+                argv, env=env,
                 stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 pass_fds=(read_end,), start_new_session=True,
             )  # fmt: skip
@@ -202,7 +217,7 @@ class LocalServer:
 
 # ------------------------------------------------------------------ one shared server per model per process
 
-_servers: dict[tuple[str, int, int], LocalServer] = {}
+_servers: dict[tuple[str, int, int, str], LocalServer] = {}
 _all: list[LocalServer] = []
 _lock = threading.Lock()
 
@@ -215,11 +230,12 @@ def _register(server: LocalServer) -> None:
 def shared_server(name: str, n_ctx: int = 2048, prompt_cache_mb: int = 0) -> LocalServer:
     """The running server for this model in this process, started on first use."""
     path = resolve_gguf(name)
-    key = (str(path), n_ctx, prompt_cache_mb)
+    binary = _llama_server()
+    key = (str(path), n_ctx, prompt_cache_mb, str(binary))
     with _lock:
         srv = _servers.get(key)
     if srv is None or srv.proc is None or srv.proc.poll() is not None:
-        srv = LocalServer(path, n_ctx=n_ctx, prompt_cache_mb=prompt_cache_mb).start()
+        srv = _start_server(path, n_ctx=n_ctx, prompt_cache_mb=prompt_cache_mb, binary=binary)
         with _lock:
             _servers[key] = srv
     return srv
@@ -230,6 +246,27 @@ def running_servers() -> list[LocalServer]:
     with _lock:
         live = {id(s): s for s in _all if s.proc is not None and s.proc.poll() is None}
     return list(live.values())
+
+
+def _llama_server() -> Path | None:
+    from memrl.llm.llama_server import DEFAULT, find_llama_server
+
+    return find_llama_server(DEFAULT)
+
+
+def _start_server(path: Path, binary: Path | None, **kw: Any) -> LocalServer:
+    """llama-server where one was found, else llama-cpp-python's server. A llama-server found by looking
+    (not named by $MEMRL_LLAMA_SERVER) that fails to start is logged and replaced by llama-cpp-python's."""
+    if binary is not None:
+        from memrl.llm.llama_server import ENV, LlamaServer
+
+        try:
+            return LlamaServer(path, binary=binary, **kw).start()
+        except LocalModelError as exc:
+            if os.environ.get(ENV, "auto").strip().lower() not in ("", "auto"):
+                raise
+            log.warning("llama-server at %s did not start; using llama-cpp-python's server: %s", binary, exc)
+    return LocalServer(path, **kw).start()
 
 
 def stop_all() -> None:

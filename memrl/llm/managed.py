@@ -8,9 +8,10 @@ bounded attempts, and only for errors `is_retryable` accepts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from tenacity import (
@@ -33,6 +34,10 @@ T = TypeVar("T")
 
 
 class RawClient(Protocol):
+    """One attempt at a completion. `native_n`: n samples in one call. A client may also set `max_n`, the
+    most samples one call may ask for (a local server with that many slots): calls are split to fit, and
+    each call holds one concurrency slot per sample it asks for."""
+
     model: str
     native_n: bool
 
@@ -114,6 +119,9 @@ class ManagedLLM:
         self.ledger = ledger or Ledger()
         self.retry = retry or RetryPolicy()
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._max_n: int | None = getattr(client, "max_n", None)
+        self._weight_cap = max_concurrency
+        self._taking = asyncio.Lock()  # with max_n: a call takes its slots one by one, in turn
         self.attempts = 0  # HTTP attempts made, successful or not
         self.short_n = 0  # n-sample calls answered with fewer samples (a server that ignores `n`)
 
@@ -139,19 +147,26 @@ class ManagedLLM:
                 self.cache.put(keys[i], self.name, c)
 
         if missing and self.client.native_n and len(missing) > 1:
-            fresh = await self._call(request, len(missing), phase, None, short_ok=True)
-            for i, c in zip(missing, fresh, strict=False):  # fresh may be short: see below
-                keep(i, c)
-            if len(fresh) < len(missing):
+            per = self._max_n or len(missing)
+            chunks = [missing[j : j + per] for j in range(0, len(missing), per)]
+            freshes = await asyncio.gather(
+                *(self._call(request, len(ch), phase, None, short_ok=True) for ch in chunks)
+            )
+            rest: list[int] = []
+            for chunk, fresh in zip(chunks, freshes, strict=True):
+                for i, c in zip(chunk, fresh, strict=False):  # fresh may be short: see below
+                    keep(i, c)
+                rest += chunk[len(fresh) :]
+            if rest:
                 # A server that ignores `n` answers with one sample: it is kept and the rest are asked for
                 # one at a time, not by retrying the whole call (which gets one sample again, and again).
                 if not self.short_n:
                     log.warning(
                         "%s answered %d of %d samples from one call (does it ignore n?); the rest are "
-                        "asked for one at a time", self.name, len(fresh), len(missing),
+                        "asked for one at a time", self.name, len(missing) - len(rest), len(missing),
                     )  # fmt: skip
                 self.short_n += 1
-            missing = missing[len(fresh) :]
+            missing = rest
         if missing:
             # One call per sample, seeded from its cache key: a sample is reproducible where the
             # provider honours seeds (llama.cpp, OpenAI), and the n samples still differ.
@@ -166,7 +181,7 @@ class ManagedLLM:
     ) -> list[Completion]:
         """One call for n samples (retried as a whole); with `short_ok`, between 1 and n samples come back."""
         self.ledger.check()
-        async with self._slots:
+        async with self._slot(n):
             self.ledger.check()
             t0 = time.perf_counter()
             attempts = 0
@@ -187,6 +202,26 @@ class ManagedLLM:
                 _record(self.name, phase, c, latency if j == 0 else 0.0, attempts if j == 0 else 0)
             )
         return out
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, n: int) -> AsyncIterator[None]:
+        """Concurrency: one slot per call, or with `max_n` one per sample (a call for 4 samples on a
+        4-slot server waits until nothing else is in flight). Slots are taken in turn, one caller at a
+        time, so two callers never each hold part of what both need."""
+        if self._max_n is None:
+            async with self._slots:
+                yield
+            return
+        taken = 0
+        try:
+            async with self._taking:
+                for _ in range(min(n, self._weight_cap)):
+                    await self._slots.acquire()
+                    taken += 1
+            yield
+        finally:
+            for _ in range(taken):
+                self._slots.release()
 
 
 def _record(
