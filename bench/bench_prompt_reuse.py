@@ -4,9 +4,10 @@ Memory goes in the system prompt, before the question, so the system text and th
 every request shares; llama.cpp keeps the last request's tokens and reuses their common prefix with the
 next. Two things decide how much of it is shared:
 
-- the lessons' order: memrl's default injection (`diversity.injection: mmr`) picks and orders the lessons
-  by relevance to each item, so two items' blocks part after the first lesson or two; `injection: all`
-  shows every lesson in library order, the same block for every item;
+- the lessons' order: memrl picks the lessons for each item (`diversity.injection: mmr`) and, since
+  da09596, shows the chosen ones in library order, so every item whose lessons all fit the budget gets the
+  same block; before, they were shown ranked by relevance to each item, and two items' blocks parted after
+  the first lesson or two (the `ranked` scenario keeps that order, for the comparison);
 - the RAM cache (`model.prompt_cache_mb`, the server's `--cache`): saved states looked up by longest
   common prefix, which can add the part the previous request did not share (an item's own question and
   earlier turns), at the cost of saving the state, logits included, after every request.
@@ -15,17 +16,18 @@ Two servers of the same model run side by side, one with the cache. Each repeat 
 to both, alternating which goes first, in three scenarios:
 
     eval         memrl's evaluation (`evaluate_items`) of N items x k samples, memory built per item by
-                 `memrl.inject.build_memory` with the lessons in library order (`injection: all`), at
-                 memrl's concurrency for local models (2); both servers
-    ranked       the same with memrl's default injection (MMR over MiniLM); the server without the cache
+                 `memrl.inject.build_memory` (memrl's default: MMR over MiniLM, shown in library
+                 order), at memrl's concurrency for local models (2); both servers
+    ranked       the same lessons ranked by relevance to each item (memrl's order before da09596); the
+                 server without the cache
     interleaved  two items' multi-turn conversations (as two tool loops) advanced in lockstep, A B A B…:
                  the previous request is always the other item's, the case the cache is for; both servers
 
 Every repeat starts its system text with its own tag, so nothing carries over between repeats. Reported:
 wall time, prompt tokens evaluated and reused (from the server log, as `RunResult.prompt_reuse` counts
 them), saved states loaded, the servers' peak RSS, ratios (median over repeats, with their range) and the
-load average. A full run merges `prompt_reuse_share` (memrl's defaults: ranked, no cache),
-`prompt_reuse_share_library_order`, `prompt_order_eval_ratio` (library order / ranked wall time) and
+load average. A full run merges `prompt_reuse_share` (memrl's defaults: library order, no cache),
+`prompt_reuse_share_ranked`, `prompt_order_eval_ratio` (library order / ranked wall time) and
 `prompt_cache_eval_ratio`, `prompt_cache_interleaved_ratio` (cache on / off) into
 bench/results/performance.json.
 
@@ -111,10 +113,21 @@ def library(n: int) -> list[LessonRecord]:
     return [LessonRecord(id=f"L{i}", text=LESSONS[i % len(LESSONS)]) for i in range(n)]
 
 
-def memory_for(lib: list[LessonRecord], injection: str, vectors: LessonVectors) -> Any:
-    """The memory block memrl builds for an item, as evaluation and `MemoryPolicy` build it."""
-    div = DiversitySpec(injection=injection)  # type: ignore[arg-type]
-    return lambda it: build_memory(it.question, lib, [], diversity=div, vectors=vectors, budget=2000).text
+def memory_for(lib: list[LessonRecord], order: str, vectors: LessonVectors) -> Any:
+    """The memory block for an item: as evaluation and `MemoryPolicy` build it (`library`), or with the
+    same lessons ranked by relevance to the item (`ranked`, memrl's order before da09596)."""
+
+    def block(it: Any) -> str:
+        lessons = lib
+        if order == "ranked":
+            rel = vectors.of([x.text for x in lib]) @ vectors.of([it.question])[0]
+            lessons = [lib[i] for i in sorted(range(len(lib)), key=lambda i: -float(rel[i]))]
+        div = (
+            DiversitySpec(injection="all") if order == "ranked" else DiversitySpec()
+        )  # "all" keeps the order given
+        return build_memory(it.question, lessons, [], diversity=div, vectors=vectors, budget=2000).text
+
+    return block
 
 
 async def eval_run(srv: LocalServer, tmp: Path, tag: str, args: argparse.Namespace, memory: Any) -> float:
@@ -172,11 +185,13 @@ def measure(srv: LocalServer, name: str, i: int, args: argparse.Namespace, mem: 
     """One repeat on one server: (wall seconds, prompt reuse) by scenario."""
     out: dict[str, Any] = {}
     tag = f"r{i}"
-    plan = [("eval", "all"), ("ranked", "mmr")][: 2 if name == "off" else 1]
+    plan = [("eval", "library"), ("ranked", "ranked")][: 2 if name == "off" else 1]
     for scen, injection in plan[:: -1 if i % 2 else 1]:
         with tempfile.TemporaryDirectory() as d:
             out[scen] = timed(srv, eval_run(srv, Path(d), f"{tag}{scen}", args, mem[injection]))
-    system = f"Session {tag}i. You are a careful problem solver.\n\n" + mem["all"](Item(id="x", question=""))
+    system = f"Session {tag}i. You are a careful problem solver.\n\n" + mem["library"](
+        Item(id="x", question="")
+    )
     out["inter"] = timed(srv, interleaved(srv, system, args.turns))
     return out
 
@@ -241,8 +256,8 @@ def main() -> None:
         args.repeats, args.items, args.k, args.lessons, args.turns = 1, 2, 1, 6, 2
     lib = library(args.lessons)
     vectors = LessonVectors(make_embedder(DiversitySpec().embedder))
-    mem = {inj: memory_for(lib, inj, vectors) for inj in ("all", "mmr")}
-    block = mem["all"](Item(id="x", question=""))
+    mem = {order: memory_for(lib, order, vectors) for order in ("library", "ranked")}
+    block = mem["library"](Item(id="x", question=""))
     load0 = os.getloadavg()
     gguf = resolve_gguf("local")
     servers = {n: LocalServer(gguf, n_threads=args.threads, prompt_cache_mb=mb) for n, mb in SETTINGS.items()}
@@ -270,8 +285,8 @@ def main() -> None:
         f"library order), {args.repeats} alternating repeats; medians, tokens per repeat"
     )
     print(f"evaluation of {args.items} items x {args.k} samples, 2 requests in flight:")
-    print(_row("lessons ranked per item (mmr)", off, "ranked"))
-    print(_row("library order", off, "eval"))
+    print(_row("lessons ranked per item (before da09596)", off, "ranked"))
+    print(_row("library order (memrl's default)", off, "eval"))
     print(_row("library order + RAM cache", on, "eval"))
     print(f"two conversations x {args.turns} turns in lockstep, library order:")
     print(_row("no cache", off, "inter"))
@@ -285,8 +300,8 @@ def main() -> None:
         print(f"{label:36} {m:.2f}x  (range {lo:.2f}-{hi:.2f})")
     print(f"load average: {' '.join(f'{x:.2f}' for x in load0)} at start, {load1[0]:.2f} at end")
     figures = {
-        "prompt_reuse_share": total(off, "ranked").share,
-        "prompt_reuse_share_library_order": total(off, "eval").share,
+        "prompt_reuse_share": total(off, "eval").share,
+        "prompt_reuse_share_ranked": total(off, "ranked").share,
         "prompt_order_eval_ratio": order[0],
         "prompt_cache_eval_ratio": cache_eval[0],
         "prompt_cache_interleaved_ratio": cache_inter[0],
