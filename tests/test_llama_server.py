@@ -53,7 +53,9 @@ def server():
 
 
 def _llm(server) -> ManagedLLM:
-    client = LiteLLMClient(f"openai/{ALIAS}", api_base=server.api_base, local=True, max_n=server.max_n)
+    client = LiteLLMClient(
+        f"openai/{ALIAS}", api_base=server.api_base, timeout_s=600, local=True, max_n=server.max_n
+    )
     return ManagedLLM(client, name="local", max_concurrency=server.concurrency)
 
 
