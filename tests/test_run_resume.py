@@ -78,7 +78,7 @@ def test_sigkill_then_resume_keeps_finished_items_and_repeats_no_call(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 300
+    deadline = time.time() + 600  # a loaded 2-core machine took over 300 s for 4 items
     while time.time() < deadline:
         f = run / "eval-test.jsonl"
         if f.exists() and len(f.read_text().splitlines()) >= 4:

@@ -188,8 +188,8 @@ async def run_tfgrpo(ctx: RunContext) -> dict[str, Any]:
 
     if state["last_step"] == 0:
         await evaluate("eval-epoch0")
-    else:  # evaluation of the empty library, already done before the kill
-        results["eval-epoch0"] = _saved(run, "eval-epoch0")
+    else:  # evaluation of the empty library (version 0), already done before the kill
+        results["eval-epoch0"] = _saved(run, "eval-epoch0") | {"library_version": 0, "lessons": 0}
     step = 0
     train = ctx.split.train
     if cfg.gate.enabled:
