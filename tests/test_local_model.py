@@ -86,3 +86,29 @@ def test_server_dies_with_a_killed_parent(tmp_path):
         time.sleep(0.1)
     else:
         raise AssertionError("the llama.cpp server outlived its killed parent")
+
+
+async def test_memrl_asks_the_embedded_server_for_no_repetition_penalty(local_server):
+    """llama-cpp-python's server penalises repeated tokens (1.1) unless told otherwise, which breaks code;
+    memrl sends `SAMPLER` (no penalty, as hosted APIs) and keys its cache on it."""
+    from memrl.llm.factory import build_llm
+    from memrl.llm.local import SAMPLER
+    from memrl.spec import ModelSpec
+
+    llm = build_llm(ModelSpec(name="local"))
+    assert SAMPLER == {"repeat_penalty": 1.0}
+    assert llm.cache_name != llm.name and "repeat_penalty=1.0" in llm.cache_name
+    prompt = [Message.user("Write the digits 1 2 3 4 twelve times, separated by spaces, nothing else.")]
+    req = Request.of(prompt, temperature=0.0, max_tokens=60)
+
+    def raw(penalty: float) -> ManagedLLM:
+        client = LiteLLMClient(
+            f"openai/{ALIAS}", api_base=local_server.api_base, local=True,
+            extra={"extra_body": {"repeat_penalty": penalty}},
+        )  # fmt: skip
+        return ManagedLLM(client, name=f"rp{penalty}")
+
+    await raw(1.0).complete(req)  # warm: the server's first answer after loading may differ in the last bits
+    ours = (await llm.complete(req))[0].text
+    assert ours == (await raw(1.0).complete(req))[0].text
+    assert ours != (await raw(1.1).complete(req))[0].text, "the penalty should change this greedy answer"

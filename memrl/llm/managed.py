@@ -112,9 +112,13 @@ class ManagedLLM:
         ledger: Ledger | None = None,
         max_concurrency: int = 4,
         retry: RetryPolicy | None = None,
+        cache_name: str | None = None,
     ) -> None:
+        """`cache_name`: what the response cache keys on instead of `name`, where the same model answers
+        differently under other sampler settings (the embedded server's, `memrl.llm.local.SAMPLER`)."""
         self.client = client
         self.name = name or client.model
+        self.cache_name = cache_name or self.name
         self.cache = cache
         self.ledger = ledger or Ledger()
         self.retry = retry or RetryPolicy()
@@ -128,7 +132,7 @@ class ManagedLLM:
     async def complete(
         self, request: Request, *, n: int = 1, phase: str = "default", salt: str = ""
     ) -> list[Completion]:
-        keys = cache_keys(self.name, request, n, salt)
+        keys = cache_keys(self.cache_name, request, n, salt)
         found: dict[int, Completion] = {}
         if self.cache is not None:
             hits = self.cache.get_many(keys)
