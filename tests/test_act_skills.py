@@ -6,6 +6,8 @@ keeps failing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import re
 
@@ -117,13 +119,36 @@ print(solve(data))
 '''
 
 
-def test_a_skill_keeps_the_called_functions_and_their_helpers_not_the_data():
+def test_a_skill_is_the_program_with_its_data_lifted_into_parameters():
     src = skill_source(PROGRAM)
-    assert src is not None and src.entry == "solve"
-    assert set(src.names) == {"solve", "helper"} and "unused" not in src.code
-    assert "import itertools" in src.code and "data = [1, 2, 3]" not in src.code
-    assert src.signature == "solve(nums)" and src.doc.startswith("Double")
-    assert skill_source("print(1 + 2)") is None  # straight-line code offers nothing
+    assert src is not None and src.entry == "print_answer" and src.signature == "print_answer(data)"
+    assert set(src.names) == {"solve", "helper", "print_answer"} and "unused" not in src.code
+    assert "import itertools" in src.code and "[1, 2, 3]" not in src.code
+    ns: dict = {}
+    exec(src.code, ns)  # the lifted program runs on another item's data and prints in its own format
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        ns["print_answer"]([4, 5])
+    assert out.getvalue() == "18\n"
+
+
+def test_a_solver_whose_output_format_lives_at_top_level_keeps_it():
+    grid = "def solve(g):\n    g[0][0] = 1\n    return True\n\ngrid = [[None, 2]]\n"
+    main = "if __name__ == '__main__':\n    solve(grid)\n    for row in grid:\n        print(' '.join(map(str, row)))\n"
+    src = skill_source(grid + main)
+    assert src is not None and src.signature == "print_answer(grid)"
+    assert "for row in grid:" in src.code and "__name__" not in src.code
+
+
+def test_without_literal_data_a_skill_is_the_called_functions_and_their_helpers():
+    src = skill_source(PROGRAM.replace("data = [1, 2, 3]\nprint(solve(data))", "print(solve([1, 2, 3]))"))
+    assert src is not None and src.entry == "solve" and src.signature == "solve(nums)"
+    assert set(src.names) == {"solve", "helper"} and src.doc.startswith("Double")
+    # a function that reads the data as a global cannot be lifted: it falls back to the cut functions
+    glob = "def total():\n    return sum(data)\n\ndata = [1, 2]\nprint(total())\n"
+    assert skill_source(glob).entry == "total"
+    assert skill_source("print(1 + 2)") is None  # straight-line code on inline data offers nothing
+    assert skill_source("nums = [3, 4]\nprint(nums[0] * nums[1])").signature == "print_answer(nums)"
     assert skill_source("def f(:") is None
 
 
@@ -171,8 +196,8 @@ def test_a_candidate_is_trusted_only_after_it_solved_another_training_item(tmp_p
     assert sk.skills[0].status == "trusted" and sk.skills[0].solved == ["t2"]
     assert [s.id for s in sk.select(_item(5), trusted_only=True)] == ["k1"]
     pre = sk.preload(sk.select(_item(5), trusted_only=True))
-    assert "def solve" in pre.code and pre.names == ("solve(nums)",)
-    assert "solve(nums)" in sk.render(sk.select(_item(5), trusted_only=True))
+    assert "def solve" in pre.code and pre.names == ("print_answer(data)",)
+    assert "print_answer(data)" in sk.render(sk.select(_item(5), trusted_only=True))
 
 
 def test_the_same_functions_from_another_item_verify_the_skill(tmp_path):

@@ -30,7 +30,16 @@ import httpx
 
 from memrl.errors import LocalModelError
 
-__all__ = ["ALIAS", "SAMPLER", "LocalServer", "resolve_gguf", "running_servers", "shared_server", "free_port", "stop_all"]
+__all__ = [
+    "ALIAS",
+    "SAMPLER",
+    "LocalServer",
+    "resolve_gguf",
+    "running_servers",
+    "shared_server",
+    "free_port",
+    "stop_all",
+]
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,10 @@
 """Verified skills: functions cut from the policy's own programs that produced a verified answer on a
 training item, kept with the training items they solved, shown and preloaded in the sandbox.
 
-Life of a skill. A rollout whose program printed a verified answer offers the functions its top level
-called (`skill_source`): a *candidate*, never from a held-out item. Candidates are shown and preloaded in
-training rollouts of other items; a rollout that calls the skill's function (without redefining it) counts
+Life of a skill. A rollout whose program printed a verified answer offers itself with its data lifted into
+parameters, or else the functions its top level called (`skill_source`): a *candidate*, never from a
+held-out item. Candidates are shown and preloaded in training rollouts of other items; a rollout that calls
+one of the skill's functions (without redefining it) counts
 for it when verified right and against it when wrong. A candidate that solved `skills.verify_items`
 training items other than its own becomes *trusted*; only trusted skills reach held-out items. A skill that
 failed `skills.retire_failures` times with fewer than one success in three is *retired*.
@@ -86,9 +87,9 @@ class SkillLibrary:
         code, ran = _last_program(c)
         if code is None:
             return None
-        used = calls(code, [s.name for s in shown])
+        used = calls(code, [n for s in shown for n in s.names])
         for s in shown:
-            if s.name in used and item.id != s.origin:
+            if set(s.names) & used and item.id != s.origin:
                 (s.solved if correct else s.failed).append(item.id)
                 self._update(s)
         if not (correct and ran) or used:

@@ -1,12 +1,22 @@
-"""What a program offers as a skill, read from its syntax tree: the functions it defines and calls from its
-top level (with the imports they need), and which preloaded functions another program calls."""
+"""What a program offers as a skill, read from its syntax tree, and which preloaded functions another program
+calls.
+
+A program that solved a training item usually reads: data (a literal grid, a list of numbers), functions,
+then top-level code that calls them and prints the answer in the form the question asks for. The skill is
+the whole procedure with its data lifted into parameters: `print_answer(grid)` runs the program's own
+top-level code on another item's data, output format included (a solver cut out alone returns `True` or a
+raw grid, and a small model calling it prints that). Where there is no literal data to lift, the skill is
+the functions the top level called, with their helpers and imports, without the data."""
 
 from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
 
-__all__ = ["SkillSource", "skill_source", "calls"]
+__all__ = ["ENTRY", "SkillSource", "skill_source", "calls"]
+
+#: The name of a lifted program's function (its data are the parameters; it prints the answer).
+ENTRY = "print_answer"
 
 
 @dataclass(frozen=True)
@@ -36,12 +46,94 @@ def _called(nodes: list[ast.stmt]) -> set[str]:
     }
 
 
+def _is_main_guard(node: ast.stmt) -> bool:
+    t = node.test if isinstance(node, ast.If) else None
+    return (
+        isinstance(t, ast.Compare) and isinstance(t.left, ast.Name) and t.left.id == "__name__"
+        and not node.orelse  # type: ignore[union-attr]
+    )  # fmt: skip
+
+
+def _literal(node: ast.AST | None) -> bool:
+    if node is None:
+        return False
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _data_name(node: ast.stmt) -> str | None:
+    """The name a statement binds to a literal (`grid = [[1, None], ...]`), else None."""
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id if _literal(node.value) else None
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return node.target.id if _literal(node.value) else None
+    return None
+
+
+def _free_loads(fn: ast.FunctionDef) -> set[str]:
+    """Names a function reads that it neither binds nor takes (globals it depends on), roughly."""
+    bound = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
+    loads = set()
+    for n in ast.walk(fn):
+        if isinstance(n, ast.Name):
+            (bound.add if isinstance(n.ctx, ast.Store | ast.Del) else loads.add)(n.id)
+        elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n is not fn:
+            bound.add(n.name)
+    return loads - bound
+
+
+def _lift(tree: ast.Module) -> SkillSource | None:
+    """The whole program as `print_answer(<its data>)`, or None when it has no literal data, no top-level
+    call, or a function that reads the data (or other top-level values) as globals."""
+    body: list[ast.stmt] = []
+    for node in tree.body:  # `if __name__ == "__main__":` blocks are top-level code
+        body.extend(node.body if isinstance(node, ast.If) and _is_main_guard(node) else [node])
+    defs = [n for n in body if isinstance(n, ast.FunctionDef)]
+    imports = [n for n in body if isinstance(n, ast.Import | ast.ImportFrom)]
+    rest = [n for n in body if not isinstance(n, ast.FunctionDef | ast.Import | ast.ImportFrom)]
+    params = list(dict.fromkeys(d for n in rest if (d := _data_name(n)) is not None))
+    steps = [n for n in rest if _data_name(n) is None]
+    if not params or not steps or not _called(steps) or ENTRY in {d.name for d in defs}:
+        return None
+    top_names = {
+        t.id for n in rest for t in ast.walk(n) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)
+    }
+    if any(_free_loads(d) & top_names for d in defs):
+        return None  # a function reading the data as a global would break once the data are parameters
+    names = {d.name for d in defs}
+    keep, todo = set(), list(steps)
+    while todo:
+        for name in _called([todo.pop()]) & names:
+            if name not in keep:
+                keep.add(name)
+                todo.append(next(d for d in defs if d.name == name))
+    kept = [d for d in defs if d.name in keep]
+    doc = f"Prints the answer for {', '.join(params)}: a program that solved a training problem, its data as parameters."
+    fn = ast.parse(f"def {ENTRY}({', '.join(params)}):\n    {doc!r}\n").body[0]
+    assert isinstance(fn, ast.FunctionDef)
+    fn.body = [fn.body[0], *steps]
+    parts = [ast.unparse(n) for n in imports] + [ast.unparse(d) for d in kept] + [ast.unparse(fn)]
+    return SkillSource(
+        code="\n\n".join(parts).strip() + "\n",
+        names=(*(d.name for d in kept), ENTRY),
+        entry=ENTRY,
+        signature=f"{ENTRY}({', '.join(params)})",
+        doc=doc,
+    )
+
+
 def skill_source(code: str) -> SkillSource | None:
-    """The functions of `code` worth keeping, or None when it defines none that its top level calls (a
-    straight-line program is tied to its own data)."""
+    """What `code` offers as a skill: the program lifted into `print_answer(<data>)` where it has literal
+    data, else the functions its top level calls; None for neither (straight-line code on inline data)."""
     tree = _parse(code)
     if tree is None:
         return None
+    lifted = _lift(tree)
+    if lifted is not None:
+        return lifted
     defs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
     imports = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
     rest = [n for n in tree.body if not isinstance(n, ast.FunctionDef | ast.Import | ast.ImportFrom)]
