@@ -28,10 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import json
 import os
-import shlex
 import statistics
 import sys
 import tempfile
@@ -39,7 +36,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.performance import RESULTS, save_figures  # noqa: E402
 from memrl.algos.evaluate import evaluate_items  # noqa: E402
 from memrl.inject import policy_messages  # noqa: E402
 from memrl.llm import llama_server as ls  # noqa: E402
@@ -53,7 +52,6 @@ from memrl.tasks.rgym import reasoning_gym_items  # noqa: E402
 from memrl.tasks.verifiers import ReasoningGymVerifier  # noqa: E402
 from memrl.types import Item  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "performance.json"
 KEY = "group_sampling_ratio"
 PROMPT = PromptSpec(system="Solve the problem. Think step by step, then give the final answer as \\boxed{N}.")
 G = 4
@@ -112,17 +110,7 @@ async def evaluation(
 
 def save(figures: dict[str, float], load_avg: tuple[float, ...], path: Path = RESULTS) -> None:
     """Merge these figures (key → value) into the results file, keeping every other key."""
-    data = json.loads(path.read_text()) if path.exists() else {}
-    stamp = {
-        "command": shlex.join(["python", "bench/bench_group_sampling.py", *sys.argv[1:]]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "load": [round(x, 2) for x in load_avg],
-    }
-    data |= {key: {"value": round(value, 3), **stamp} for key, value in figures.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    save_figures("bench_group_sampling.py", figures, load_avg, path)
 
 
 async def main_async(args: argparse.Namespace) -> None:

@@ -40,10 +40,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
-import shlex
 import statistics
 import sys
 import tempfile
@@ -52,7 +50,9 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.performance import RESULTS, save_figures  # noqa: E402
 from memrl.inject import LessonVectors, build_memory  # noqa: E402
 from memrl.llm.base import Request  # noqa: E402
 from memrl.llm.litellm_adapter import LiteLLMClient  # noqa: E402
@@ -66,7 +66,6 @@ from memrl.spec import DiversitySpec, spec_from_mapping  # noqa: E402
 from memrl.tokens import approx_tokens  # noqa: E402
 from memrl.types import Item, Message  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "performance.json"
 SETTINGS = {"off": 0, "on": 128}  # prompt_cache_mb; 128 MB of llama.cpp state is ~4 saved states here
 
 #: Lessons of the kind TF-GRPO learns on word problems (~35 tokens each).
@@ -198,17 +197,7 @@ def measure(srv: LocalServer, name: str, i: int, args: argparse.Namespace, mem: 
 
 def save(figures: dict[str, float], load: tuple[float, ...], path: Path = RESULTS) -> None:
     """Merge these figures into the results file, keeping every other key."""
-    data = json.loads(path.read_text()) if path.exists() else {}
-    meta = {
-        "command": shlex.join(["python", "bench/bench_prompt_reuse.py", *sys.argv[1:]]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "load": [round(x, 2) for x in load],
-    }
-    data |= {key: {"value": round(v, 3), **meta} for key, v in figures.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    save_figures("bench_prompt_reuse.py", figures, load, path)
 
 
 def peak_rss_mb(srv: LocalServer) -> float:

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import re
-import shlex
 import statistics
 import sys
 import tempfile
@@ -32,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.performance import RESULTS, save_figures  # noqa: E402
 from memrl.llm.litellm_adapter import LiteLLMClient, import_litellm  # noqa: E402
 from memrl.runner import run_task  # noqa: E402
 from memrl.spec import spec_from_mapping  # noqa: E402
@@ -116,9 +116,6 @@ async def replay(bodies: list[dict[str, Any]], api_base: str, concurrency: int) 
     return time.perf_counter() - t0
 
 
-RESULTS = Path(__file__).parent / "results" / "performance.json"
-
-
 def run_memrl(steps: int, batch: int, group: int) -> tuple[float, list[dict[str, Any]], dict[str, int]]:
     """One memrl run on a fresh server: wall seconds, the request bodies it sent, and its calls by phase."""
     with tempfile.TemporaryDirectory() as d, InstantServer() as srv:
@@ -141,17 +138,7 @@ def run_direct(bodies: list[dict[str, Any]]) -> float:
 
 def save(value: float, load: tuple[float, ...], path: Path = RESULTS) -> None:
     """Merge this figure into the results file, keeping every other key."""
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data["tfgrpo_overhead_ratio"] = {
-        "value": round(value, 3),
-        "command": shlex.join(["python", "bench/bench_tfgrpo_step.py", *sys.argv[1:]]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "load": [round(x, 2) for x in load],
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    save_figures("bench_tfgrpo_step.py", {"tfgrpo_overhead_ratio": value}, load, path)
 
 
 def main() -> None:

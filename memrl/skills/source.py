@@ -11,6 +11,7 @@ the functions the top level called, with their helpers and imports, without the 
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["ENTRY", "SkillSource", "skill_source", "calls"]
@@ -47,11 +48,10 @@ def _called(nodes: list[ast.stmt]) -> set[str]:
 
 
 def _is_main_guard(node: ast.stmt) -> bool:
-    t = node.test if isinstance(node, ast.If) else None
-    return (
-        isinstance(t, ast.Compare) and isinstance(t.left, ast.Name) and t.left.id == "__name__"
-        and not node.orelse  # type: ignore[union-attr]
-    )  # fmt: skip
+    if not isinstance(node, ast.If) or node.orelse:
+        return False
+    t = node.test
+    return isinstance(t, ast.Compare) and isinstance(t.left, ast.Name) and t.left.id == "__name__"
 
 
 def _literal(node: ast.AST | None) -> bool:
@@ -76,7 +76,7 @@ def _data_name(node: ast.stmt) -> str | None:
 def _free_loads(fn: ast.FunctionDef) -> set[str]:
     """Names a function reads that it neither binds nor takes (globals it depends on), roughly."""
     bound = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
-    loads = set()
+    loads: set[str] = set()
     for n in ast.walk(fn):
         if isinstance(n, ast.Name):
             (bound.add if isinstance(n.ctx, ast.Store | ast.Del) else loads.add)(n.id)
@@ -85,39 +85,56 @@ def _free_loads(fn: ast.FunctionDef) -> set[str]:
     return loads - bound
 
 
-def _lift(tree: ast.Module) -> SkillSource | None:
-    """The whole program as `print_answer(<its data>)`, or None when it has no literal data, no top-level
-    call, or a function that reads the data (or other top-level values) as globals."""
+def _split(tree: ast.Module) -> tuple[list[ast.FunctionDef], Sequence[ast.stmt], list[ast.stmt]]:
+    """The program's functions, imports and other top-level statements (`if __name__ == "__main__":`
+    blocks count as top-level code)."""
     body: list[ast.stmt] = []
-    for node in tree.body:  # `if __name__ == "__main__":` blocks are top-level code
+    for node in tree.body:
         body.extend(node.body if isinstance(node, ast.If) and _is_main_guard(node) else [node])
     defs = [n for n in body if isinstance(n, ast.FunctionDef)]
     imports = [n for n in body if isinstance(n, ast.Import | ast.ImportFrom)]
     rest = [n for n in body if not isinstance(n, ast.FunctionDef | ast.Import | ast.ImportFrom)]
-    params = list(dict.fromkeys(d for n in rest if (d := _data_name(n)) is not None))
-    steps = [n for n in rest if _data_name(n) is None]
-    if not params or not steps or not _called(steps) or ENTRY in {d.name for d in defs}:
+    return defs, imports, rest
+
+
+def _reached(defs: list[ast.FunctionDef], roots: list[ast.stmt]) -> list[ast.FunctionDef]:
+    """The functions `roots` call, directly or through each other, in the program's order."""
+    by_name = {d.name: d for d in defs}
+    keep: set[str] = set()
+    todo = list(roots)
+    while todo:
+        for name in _called([todo.pop()]) & by_name.keys() - keep:
+            keep.add(name)
+            todo.append(by_name[name])
+    return [d for d in defs if d.name in keep]
+
+
+def _source(imports: Sequence[ast.stmt], kept: Sequence[ast.stmt]) -> str:
+    return "\n\n".join(ast.unparse(n) for n in [*imports, *kept]).strip() + "\n"
+
+
+def _lift(
+    defs: list[ast.FunctionDef], imports: Sequence[ast.stmt], rest: list[ast.stmt]
+) -> SkillSource | None:
+    """The whole program as `print_answer(<its data>)`, or None when it has no literal data, no top-level
+    call, or a function that reads the data (or other top-level values) as globals."""
+    data = [_data_name(n) for n in rest]
+    params = list(dict.fromkeys(d for d in data if d is not None))
+    steps = [n for n, d in zip(rest, data, strict=True) if d is None]
+    if not params or not _called(steps) or ENTRY in {d.name for d in defs}:
         return None
     top_names = {
         t.id for n in rest for t in ast.walk(n) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)
     }
     if any(_free_loads(d) & top_names for d in defs):
         return None  # a function reading the data as a global would break once the data are parameters
-    names = {d.name for d in defs}
-    keep, todo = set(), list(steps)
-    while todo:
-        for name in _called([todo.pop()]) & names:
-            if name not in keep:
-                keep.add(name)
-                todo.append(next(d for d in defs if d.name == name))
-    kept = [d for d in defs if d.name in keep]
+    kept = _reached(defs, steps)
     doc = f"Prints the answer for {', '.join(params)}: a program that solved a training problem, its data as parameters."
     fn = ast.parse(f"def {ENTRY}({', '.join(params)}):\n    {doc!r}\n").body[0]
     assert isinstance(fn, ast.FunctionDef)
     fn.body = [fn.body[0], *steps]
-    parts = [ast.unparse(n) for n in imports] + [ast.unparse(d) for d in kept] + [ast.unparse(fn)]
     return SkillSource(
-        code="\n\n".join(parts).strip() + "\n",
+        code=_source(imports, [*kept, fn]),
         names=(*(d.name for d in kept), ENTRY),
         entry=ENTRY,
         signature=f"{ENTRY}({', '.join(params)})",
@@ -131,14 +148,11 @@ def skill_source(code: str) -> SkillSource | None:
     tree = _parse(code)
     if tree is None:
         return None
-    lifted = _lift(tree)
+    defs, imports, rest = _split(tree)
+    lifted = _lift(defs, imports, rest)
     if lifted is not None:
         return lifted
-    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
-    imports = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
-    rest = [n for n in tree.body if not isinstance(n, ast.FunctionDef | ast.Import | ast.ImportFrom)]
     called_top = _called(rest)
-    names = {d.name for d in defs}
     entries = [d for d in defs if d.name in called_top]
     if not entries:
         return None
@@ -146,22 +160,13 @@ def skill_source(code: str) -> SkillSource | None:
     # the entry: called from the top level and by no other function (the outermost), else the last called
     outer = [d for d in entries if d.name not in by_helpers] or entries
     entry = outer[-1]
-    # keep only the functions the entry reaches
-    keep, todo = {entry.name}, [entry]
-    by_name = {d.name: d for d in defs}
-    while todo:
-        for name in _called([todo.pop()]) & names:
-            if name not in keep:
-                keep.add(name)
-                todo.append(by_name[name])
-    kept = [d for d in defs if d.name in keep]
-    parts = [ast.unparse(n) for n in imports] + [ast.unparse(d) for d in kept]
-    args = ast.unparse(entry.args)
+    kept = [entry, *(d for d in _reached(defs, [entry]) if d is not entry)]
+    kept.sort(key=defs.index)
     return SkillSource(
-        code="\n\n".join(parts).strip() + "\n",
+        code=_source(imports, kept),
         names=tuple(d.name for d in kept),
         entry=entry.name,
-        signature=f"{entry.name}({args})",
+        signature=f"{entry.name}({ast.unparse(entry.args)})",
         doc=(ast.get_docstring(entry) or "").strip().split("\n")[0][:200],
     )
 
