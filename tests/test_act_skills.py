@@ -200,6 +200,31 @@ def test_a_candidate_is_trusted_only_after_it_solved_another_training_item(tmp_p
     assert "print_answer(data)" in sk.render(sk.select(_item(5), trusted_only=True))
 
 
+def test_a_lifted_skill_is_shown_with_its_origin_question_and_call(tmp_path):
+    assert skill_source(PROGRAM).example == "print_answer(data=[1, 2, 3])"
+    assert skill_source("grid = [[1, None]]\nprint(grid)\ngrid = [[0]]").example == "print_answer(grid=[[1, None]])"
+    big = "nums = " + repr(list(range(400))) + "\nprint(sum(nums))"
+    assert skill_source(big).example == ""  # too long to read as an example
+    sk = lib(tmp_path)
+    sk.learn(_item(1), [], _done(PROGRAM), correct=True, step=1)
+    text = sk.render(sk.select(_item(2), trusted_only=False))
+    assert _item(1).question in text and "print_answer(data=[1, 2, 3])" in text
+    assert text.index("def print_answer") < text.index(_item(1).question) < text.index("print_answer(data=[1")
+
+
+def test_a_skill_that_fails_more_often_than_it_solves_is_not_trusted(tmp_path):
+    sk = lib(tmp_path, verify_items=1, retire_failures=10)
+    sk.learn(_item(1), [], _done(PROGRAM), correct=True, step=1)
+    for i, ok in [(2, False), (3, True), (4, False)]:
+        sk.learn(_item(i), sk.select(_item(i), trusted_only=False), _done("print(solve([0]))"), correct=ok, step=2)
+    # solved one other item (verify_items) but failed two: kept, shown while learning, never held out
+    assert sk.skills[0].status == "candidate" and sk.select(_item(9), trusted_only=True) == []
+    sk.learn(_item(5), sk.select(_item(5), trusted_only=False), _done("print(solve([0]))"), correct=True, step=2)
+    assert sk.skills[0].status == "trusted"  # 2 solved, 2 failed
+    sk.learn(_item(6), sk.select(_item(6), trusted_only=False), _done("print(solve([0]))"), correct=False, step=3)
+    assert sk.skills[0].status == "candidate"  # its record fell below: back to candidate
+
+
 def test_the_same_functions_from_another_item_verify_the_skill(tmp_path):
     sk = lib(tmp_path)
     sk.learn(_item(1), [], _done(PROGRAM), correct=True, step=1)

@@ -4,10 +4,13 @@ training item, kept with the training items they solved, shown and preloaded in 
 Life of a skill. A rollout whose program printed a verified answer offers itself with its data lifted into
 parameters, or else the functions its top level called (`skill_source`): a *candidate*, never from a
 held-out item. Candidates are shown and preloaded in training rollouts of other items; a rollout that calls
-one of the skill's functions (without redefining it) counts
-for it when verified right and against it when wrong. A candidate that solved `skills.verify_items`
-training items other than its own becomes *trusted*; only trusted skills reach held-out items. A skill that
-failed `skills.retire_failures` times with fewer than one success in three is *retired*.
+one of the skill's functions (without redefining it) counts for it when verified right and against it when
+wrong. A candidate that solved `skills.verify_items` training items other than its own, and failed no more
+often than it solved, becomes *trusted*; only trusted skills reach held-out items (one whose record falls
+below that goes back to candidate). A skill that failed `skills.retire_failures` times with fewer than one
+success in three is *retired*. A lifted skill is shown with its origin question and the call that solved it
+(`print_answer(grid=[[1, None], ...])`): on mini_sudoku, a 1.5B model shown the function alone passed
+made-up filled-in grids instead of the question's own.
 
 Checkpoints: one file per finished step (`skills/step-NNNN.json`), so a killed step starts again from the
 skills of the step before it and counts nothing twice.
@@ -44,6 +47,7 @@ class Skill(BaseModel):
     names: list[str]
     origin: str  # the training item whose verified program it came from
     question: str  # that item's question (what retrieval compares with)
+    example: str = ""  # the origin program's own call, its data written out (lifted skills)
     step: int
     solved: list[str] = Field(default_factory=list)  # other training items it solved
     failed: list[str] = Field(default_factory=list)
@@ -105,18 +109,24 @@ class SkillLibrary:
             return None
         skill = Skill(
             id=f"k{len(self.skills) + 1}", name=src.entry, signature=src.signature, doc=src.doc, code=src.code,
-            names=list(src.names), origin=item.id, question=item.question, step=step,
+            names=list(src.names), origin=item.id, question=item.question, example=src.example, step=step,
         )  # fmt: skip
         self.skills.append(skill)
         return skill.id
 
     def _update(self, s: Skill) -> None:
+        """Retired: failed `retire_failures` times with under one success in three (final). Trusted: solved
+        `verify_items` other training items and, counting every call, failed no more often than it solved; a
+        trusted skill whose record falls below that goes back to candidate (shown while learning, never to a
+        held-out item)."""
         if s.status == "retired":
             return
         if len(s.failed) >= self.cfg.retire_failures and len(s.solved) * 2 < len(s.failed):
             s.status = "retired"
-        elif len(set(s.solved)) >= self.cfg.verify_items:
+        elif len(set(s.solved)) >= self.cfg.verify_items and len(s.solved) >= len(s.failed):
             s.status = "trusted"
+        else:
+            s.status = "candidate"
 
     # ---------------------------------------------------------------- using
 
@@ -158,6 +168,9 @@ class SkillLibrary:
             record = f"# {s.signature}: verified on {len(s.solved) + 1} training problems"
             body = s.code if len(s.code) <= self.cfg.show_chars else f"def {s.signature}: ...  # {s.doc}"
             parts.append(f"```python\n{record}\n{body.rstrip()}\n```")
+            if s.example:  # how a question's data become the arguments: the origin question and its call
+                parts.append(f"It solved this problem:\n{s.question.strip()}\nwith this call, the problem's data "
+                             f"written out as arguments:\n```python\n{s.example}\n```")  # fmt: skip
         return "\n".join(parts)
 
     # ---------------------------------------------------------------- persistence

@@ -18,6 +18,8 @@ __all__ = ["ENTRY", "SkillSource", "skill_source", "calls"]
 
 #: The name of a lifted program's function (its data are the parameters; it prints the answer).
 ENTRY = "print_answer"
+#: The longest origin call kept as a skill's example (a call with more data than this reads as noise).
+EXAMPLE_CHARS = 600
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class SkillSource:
     entry: str  # the function the program's top level called (the others are its helpers)
     signature: str
     doc: str
+    example: str = ""  # a lifted program's own call, its data written out: `print_answer(grid=[[1, None], ...])`
 
 
 def _parse(code: str) -> ast.Module | None:
@@ -139,7 +142,21 @@ def _lift(
         entry=ENTRY,
         signature=f"{ENTRY}({', '.join(params)})",
         doc=doc,
+        example=_example(rest, params),
     )
+
+
+def _example(rest: list[ast.stmt], params: list[str]) -> str:
+    """The call that reproduces the origin program, `print_answer(grid=[[1, None], ...])`: how the data of a
+    question are written as arguments ('' when longer than EXAMPLE_CHARS)."""
+    values: dict[str, str] = {}
+    for n in rest:
+        name = _data_name(n)
+        if name is not None and name not in values:
+            assert isinstance(n, ast.Assign | ast.AnnAssign) and n.value is not None
+            values[name] = ast.unparse(n.value)
+    call = f"{ENTRY}({', '.join(f'{p}={values[p]}' for p in params)})"
+    return call if len(call) <= EXAMPLE_CHARS else ""
 
 
 def skill_source(code: str) -> SkillSource | None:
