@@ -184,9 +184,12 @@ class MemoryPolicy:
             return self.library.export(path)
 
     def save(self, folder: str | Path) -> None:
-        """The library with all its versions, as a run directory keeps it (`Library.load` reads it)."""
+        """The library with all its versions, as a run directory keeps it (`Library.load` reads it), and the
+        verified skills with their records in `skills/skills.json` (what `skills=folder` deploys)."""
         with self._lock:
             self.library.save(folder)
+            if self.skill_library is not None:
+                self.skill_library.save(Path(folder) / "skills" / "skills.json")
 
     def close(self) -> None:
         """Stop the policy's learning thread (it is a daemon: exiting without close() is fine too)."""
@@ -271,24 +274,34 @@ class MemoryPolicy:
         correct: bool | None = None,
         feedback: str = "",
         reference: str | None = None,
+        program: str | None = None,
     ) -> Outcome:
         """Store one outcome. `trajectory` is the final answer or the messages of the attempt; `correct`
         defaults to `reward >= success_threshold`; `reference` (the right answer, when known) helps the learner.
         Give the same `query` text the memory was selected for (by default the task's user message): outcomes
-        of one query form a learning group, and the outcome is linked to the lessons and cases it was shown."""
+        of one query form a learning group, and the outcome is linked to the lessons and cases it was shown.
+        `program`: the code the app ran for this answer; a shown skill it called is counted for (correct) or
+        against it, as in learning, so a skill that fails in use stops being deployed (`save` keeps the
+        records)."""
         if not math.isfinite(reward):
             raise ValueError(f"reward must be a finite number, got {reward!r}")
+        correct = reward >= self.success_threshold if correct is None else correct
         with self._lock:
             shown = self._shown.get(_key(query))
+            used: list[str] = []
+            if program and shown and shown.skills and self.skill_library is not None:
+                source = "deployed:" + hashlib.sha256(_key(query).encode()).hexdigest()[:12]
+                used = self.skill_library.count_use(shown.skills, program, correct, source)
         outcome = Outcome(
             query=query,
             trajectory=trajectory_lines(trajectory),
             reward=float(reward),
-            correct=reward >= self.success_threshold if correct is None else correct,
+            correct=correct,
             feedback=feedback,
             reference=reference,
             lessons=shown.lessons if shown else [],
             cases=shown.cases if shown else [],
+            skills=used,
         )
         with self._lock:
             self._outcomes.append(outcome)

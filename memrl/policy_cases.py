@@ -27,6 +27,9 @@ class Outcome(BaseModel):
     reference: str | None = None
     lessons: list[str] = Field(default_factory=list)
     cases: list[str] = Field(default_factory=list)
+    skills: list[str] = Field(
+        default_factory=list, description="Ids of the verified skills the program called."
+    )
     at: float = Field(default_factory=time.time)
 
 

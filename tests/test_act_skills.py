@@ -202,7 +202,10 @@ def test_a_candidate_is_trusted_only_after_it_solved_another_training_item(tmp_p
 
 def test_a_lifted_skill_is_shown_with_its_origin_question_and_call(tmp_path):
     assert skill_source(PROGRAM).example == "print_answer(data=[1, 2, 3])"
-    assert skill_source("grid = [[1, None]]\nprint(grid)\ngrid = [[0]]").example == "print_answer(grid=[[1, None]])"
+    assert (
+        skill_source("grid = [[1, None]]\nprint(grid)\ngrid = [[0]]").example
+        == "print_answer(grid=[[1, None]])"
+    )
     big = "nums = " + repr(list(range(400))) + "\nprint(sum(nums))"
     assert skill_source(big).example == ""  # too long to read as an example
     sk = lib(tmp_path)
@@ -216,12 +219,18 @@ def test_a_skill_that_fails_more_often_than_it_solves_is_not_trusted(tmp_path):
     sk = lib(tmp_path, verify_items=1, retire_failures=10)
     sk.learn(_item(1), [], _done(PROGRAM), correct=True, step=1)
     for i, ok in [(2, False), (3, True), (4, False)]:
-        sk.learn(_item(i), sk.select(_item(i), trusted_only=False), _done("print(solve([0]))"), correct=ok, step=2)
+        sk.learn(
+            _item(i), sk.select(_item(i), trusted_only=False), _done("print(solve([0]))"), correct=ok, step=2
+        )
     # solved one other item (verify_items) but failed two: kept, shown while learning, never held out
     assert sk.skills[0].status == "candidate" and sk.select(_item(9), trusted_only=True) == []
-    sk.learn(_item(5), sk.select(_item(5), trusted_only=False), _done("print(solve([0]))"), correct=True, step=2)
+    sk.learn(
+        _item(5), sk.select(_item(5), trusted_only=False), _done("print(solve([0]))"), correct=True, step=2
+    )
     assert sk.skills[0].status == "trusted"  # 2 solved, 2 failed
-    sk.learn(_item(6), sk.select(_item(6), trusted_only=False), _done("print(solve([0]))"), correct=False, step=3)
+    sk.learn(
+        _item(6), sk.select(_item(6), trusted_only=False), _done("print(solve([0]))"), correct=False, step=3
+    )
     assert sk.skills[0].status == "candidate"  # its record fell below: back to candidate
 
 
@@ -427,3 +436,32 @@ def test_a_policy_deploys_only_trusted_skills_chosen_by_similarity(tmp_path):
     assert learning.memory("Reverse the string xyz").skills == ["k2", "k1"]
     assert MemoryPolicy().preload("x") == Preload() and MemoryPolicy().memory("x").skills == []
     assert asyncio.run(one.apreload("What is 8 + 9?")) == one.preload("What is 8 + 9?")
+
+
+def test_a_deployed_policy_counts_each_answer_for_the_skills_its_program_called(tmp_path):
+    """`record(..., program=)`: a shown skill the program called is counted as in learning; one that fails
+    more often than it solves stops being deployed, and `save` keeps its record for the next load."""
+    from memrl.policy import MemoryPolicy
+
+    (tmp_path / "skills").mkdir()
+    (tmp_path / "skills" / "skills.json").write_text(
+        json.dumps([_skill("k1", "add_up", "What is 3 + 4?", "trusted").model_dump()])
+    )
+    policy = MemoryPolicy(skills=tmp_path, embedder="hash-64")
+    q = "What is 8 + 9?"
+    assert policy.memory(q).skills == ["k1"]
+    # a program that defines its own add_up did not use the skill: nothing counted
+    out = policy.record(q, "17", 1.0, program="def add_up(x):\n    return x\nprint(add_up(17))")
+    assert out.skills == [] and policy.skill_library.skills[0].solved == ["t9"]
+    policy.memory(q)
+    assert policy.record(q, "16", 0.0, program="print(add_up(16))").skills == ["k1"]
+    assert policy.skill_library.skills[0].status == "trusted"  # 1 solved, 1 failed
+    policy.memory(q)
+    policy.record(q, "15", 0.0, program="print(add_up(15))")
+    skill = policy.skill_library.skills[0]
+    assert len(skill.failed) == 2 and skill.failed[0].startswith("deployed:") and skill.status == "candidate"
+    assert policy.memory(q).skills == [] and policy.preload(q).names == ()  # no longer deployed
+    policy.save(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "skills" / "skills.json").read_text())
+    assert saved[0]["status"] == "candidate" and len(saved[0]["failed"]) == 2
+    assert MemoryPolicy(skills=tmp_path / "saved", embedder="hash-64").memory(q).skills == []

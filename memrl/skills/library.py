@@ -91,11 +91,7 @@ class SkillLibrary:
         code, ran = _last_program(c)
         if code is None:
             return None
-        used = calls(code, [n for s in shown for n in s.names])
-        for s in shown:
-            if set(s.names) & used and item.id != s.origin:
-                (s.solved if correct else s.failed).append(item.id)
-                self._update(s)
+        used = self._count(shown, code, correct, item.id)
         if not (correct and ran) or used:
             return None
         src = skill_source(code)
@@ -113,6 +109,24 @@ class SkillLibrary:
         )  # fmt: skip
         self.skills.append(skill)
         return skill.id
+
+    def _count(self, shown: list[Skill], code: str, correct: bool, source: str) -> set[str]:
+        """Count one judged program for the shown skills it called (not for a skill's own origin); returns
+        the names of shown functions it called."""
+        used = calls(code, [n for s in shown for n in s.names])
+        for s in shown:
+            if set(s.names) & used and source != s.origin:
+                (s.solved if correct else s.failed).append(source)
+                self._update(s)
+        return used
+
+    def count_use(self, ids: list[str], code: str, correct: bool, source: str) -> list[str]:
+        """Count a judged program from outside learning (a deployed `MemoryPolicy`) for the skills of `ids`
+        that it called, under the rules of learning: a skill whose record falls below trusted goes back to
+        candidate and is no longer deployed; one that keeps failing is retired. Returns the ids counted."""
+        shown = [s for s in self.skills if s.id in ids]
+        used = self._count(shown, code, correct, source)
+        return [s.id for s in shown if set(s.names) & used and source != s.origin]
 
     def _update(self, s: Skill) -> None:
         """Retired: failed `retire_failures` times with under one success in three (final). Trusted: solved
@@ -175,10 +189,18 @@ class SkillLibrary:
 
     # ---------------------------------------------------------------- persistence
 
+    def _json(self) -> str:
+        return "[" + ",\n".join(s.model_dump_json() for s in self.skills) + "]\n"
+
     def checkpoint(self, step: int) -> None:
-        data = "[" + ",\n".join(s.model_dump_json() for s in self.skills) + "]\n"
+        data = self._json()
         atomic_write(self.folder / f"step-{step:04d}.json", data)
         atomic_write(self.folder / "skills.json", data)
+
+    def save(self, path: Path) -> Path:
+        """Write every skill with its record (all statuses) to `path` (a `skills.json`), atomically."""
+        atomic_write(path, self._json())
+        return path
 
     def restore(self, step: int) -> None:
         path = self.folder / f"step-{step:04d}.json"
