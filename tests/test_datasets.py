@@ -211,6 +211,20 @@ def test_split_is_seeded_disjoint_and_sized() -> None:
     assert [i.id for i in a.test] != [str(i) for i in range(10)]  # shuffled
 
 
+def test_a_training_item_that_repeats_a_test_question_is_left_out(caplog) -> None:
+    """Generated sets repeat questions (one-digit sums: 100 of them); a held-out question must never be
+    learned from, so its copies leave the training split, with a warning that says how many."""
+    items = [Item(id=str(i), question=f"What is {i % 5} + 1?") for i in range(20)]
+    with caplog.at_level("WARNING"):
+        s = split_items(items, seed=0, size=None, test_size=3)
+    asked = {i.question for i in s.test}
+    assert len(asked) == 3 and s.train and not {i.question for i in s.train} & asked
+    assert len(s.train) == len([i for i in items if i.question not in asked])
+    assert "left out of training" in caplog.text
+    with pytest.raises(DataError, match="every training item repeats a test question"):
+        split_items([Item(id=str(i), question="same") for i in range(4)], seed=0, size=None, test_size=1)
+
+
 def test_split_fraction_and_size_cap() -> None:
     s = split_items(_items(100), seed=0, size=30, test_size=0.2)
     assert (len(s.train), len(s.test)) == (24, 6)
