@@ -94,7 +94,9 @@ def split_items(items: list[Item], *, seed: int, size: int | None, test_size: in
             "held out is learned (%d training items remain)", len(shuffled) - n_test - len(train), len(train),
         )  # fmt: skip
     if not train and len(shuffled) > n_test:
-        raise DataError("every training item repeats a test question: raise data.size or lower data.test_size")
+        raise DataError(
+            "every training item repeats a test question: raise data.size or lower data.test_size"
+        )
     return Split(train=train, test=test)
 
 
