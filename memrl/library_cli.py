@@ -95,11 +95,13 @@ def _show_gate_rejections(run: Path) -> None:
     t = Table(
         title=f"rejected by the no-harm gate: {len(rows)} steps rolled back (validation: before → after)"
     )
-    for col in ("step", "validation", "added", "changed", "deleted"):
+    for col in ("step", "validation", "added", "changed", "deleted", "cases / skills"):
         t.add_column(col, overflow="fold")
     for e in rows:
+        other = [f"{e['cases_removed']} cases removed"] if e.get("cases_removed") else []
+        other += [f"trust reset: {', '.join(e['skills_reset'])}"] if e.get("skills_reset") else []
         t.add_row(str(e["step"]), f"{e['before']:.3f} → {e['after']:.3f}", "\n".join(e.get("added", [])),
-                  "\n".join(e.get("changed", [])), "\n".join(e.get("deleted", [])))  # fmt: skip
+                  "\n".join(e.get("changed", [])), "\n".join(e.get("deleted", [])), "\n".join(other))  # fmt: skip
     out.print(t)
 
 

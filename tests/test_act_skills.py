@@ -465,3 +465,41 @@ def test_a_deployed_policy_counts_each_answer_for_the_skills_its_program_called(
     saved = json.loads((tmp_path / "saved" / "skills" / "skills.json").read_text())
     assert saved[0]["status"] == "candidate" and len(saved[0]["failed"]) == 2
     assert MemoryPolicy(skills=tmp_path / "saved", embedder="hash-64").memory(q).skills == []
+
+
+def test_the_gate_puts_back_the_trust_of_a_skill_that_makes_validation_worse(tmp_path):
+    """With the no-harm gate on, a step that makes a skill trusted is judged like a lesson edit: here the
+    model misuses the skill once its record reads as proven, so validation gets worse, the skill goes back to
+    candidate (its verification record kept) and no held-out item is shown it."""
+    data = tmp_path / "sums.jsonl"
+    rows = [
+        {"id": f"q{i}", "question": f"What is {i} + {1000 * i}?", "answer": str(1001 * i)}
+        for i in range(1, 13)
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = spec_from_mapping({
+        "name": "skills", "algorithm": "tfgrpo", "model": "local",
+        "data": {"source": str(data), "test_size": 4, "seed": 3},
+        "eval": {"k": 1, "max_tokens": 64}, "act": {"max_turns": 1},
+        "tfgrpo": {"epochs": 1, "batch_size": 3, "group_size": 2, "steps_per_epoch": 2,
+                   "skills": {"enabled": True}, "experiences": "none", "gate": {"enabled": True, "validation": 2}},
+        "run": {"dir": str(tmp_path / "runs")}, "diversity": {"embedder": "hash-64"},
+    }, base_dir=tmp_path)  # fmt: skip
+    base = toy_model([])
+
+    def answer(req: Request, seed: int | None) -> str:
+        text = base(req, seed)
+        proven = re.search(r"verified on ([2-9]|\d\d) training problems", req.messages[0].content)
+        return text.replace("))", ") + 1)") if proven and "print(add_pair(" in text else text
+
+    res = run_task(spec, client=FunctionClient(answer))
+    run = RunDir(res.run_dir)
+    rejected = [e for e in run.read_jsonl("events.jsonl") if e["event"] == "gate_rejected"]
+    assert rejected and rejected[0]["skills_reset"] and rejected[0]["after"] < rejected[0]["before"]
+    skills = {s["id"]: s for s in json.loads(run.file("skills/skills.json").read_text())}
+    reset = skills[rejected[-1]["skills_reset"][0]]
+    # trust put back and the record kept; later rollouts that misused it may then retire it
+    assert reset["status"] in ("candidate", "retired") and reset["solved"]
+    after = list(run.read_jsonl("eval-epoch1.jsonl"))
+    assert all(r["verdicts"][0]["correct"] for r in after)
+    assert not any(r["samples"][0]["steps"][0]["code"].startswith("print(add_pair(") for r in after)

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from memrl.algos.evaluate import item_scores
 from memrl.algos.tfgrpo.gate import carve
 from memrl.errors import ConfigError
 from memrl.library import Library
@@ -156,3 +157,35 @@ def test_check_runs_before_and_after_side_by_side_and_replays_unchanged_prompts(
     assert sorted(after) == [it.id for it in items]
     assert all(c["cached"] for i in ("v0", "v2") for c in after[i]["samples"])
     assert not any(c["cached"] for i in changed for c in after[i]["samples"])
+
+
+def test_the_gate_also_rolls_back_worked_cases_that_make_validation_worse(tmp_path):
+    """The gate judges every kind of memory a validation item gets, not only lessons: a model that copies the
+    answer of the worked example in its prompt (as SmolLM2-135M did on sums) loses validation items once cases
+    are written, so the step is rolled back and case memory is left empty."""
+    s = spec(tmp_path)
+    s = s.model_copy(update={"tfgrpo": s.tfgrpo.model_copy(update={"experiences": "cases"})})
+
+    def answer(req: Request, seed: int | None) -> str:
+        system = req.messages[0].content
+        shown = re.search(r"Solution: (\d+)", system)
+        if shown:
+            return shown.group(1)  # copies the example's answer
+        a, b = map(int, re.findall(r"\d+", req.messages[-1].content)[:2])
+        return str(a + b)
+
+    run_task(s, run_dir=tmp_path / "r", client=FunctionClient(answer))
+    run = RunDir(tmp_path / "r")
+    metrics = list(run.read_jsonl("metrics.jsonl"))
+    assert metrics[0]["cases_written"] > 0 and metrics[0]["gate"]["accepted"] is False
+    rejected = [e for e in run.read_jsonl("events.jsonl") if e["event"] == "gate_rejected"]
+    assert rejected[0]["cases_removed"] == metrics[0]["cases_written"] and rejected[0]["after"] < 1.0
+    assert json.loads((run.path / "cases" / "step-0002.json").read_text())["cases"] == []
+    from typer.testing import CliRunner
+
+    from memrl.cli import app
+
+    shown = CliRunner().invoke(app, ["library", "show", str(run.path)], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and f"{rejected[0]['cases_removed']} cases removed" in shown.stdout
+    held_out = item_scores(run, "eval-epoch1")
+    assert held_out and set(held_out.values()) == {1.0}, "no case reached a held-out prompt"

@@ -1,11 +1,12 @@
 """The no-harm gate (`tfgrpo.gate`): a user can say "memrl will not make my agent worse on my validation data".
 
 Before learning, a validation split is carved from the *training* items (seeded, never the held-out split) and
-kept out of the rollouts. After every step that changed the lessons, the validation items are answered twice,
-with the memory from before the step and with the memory the step left, with the same seeds (an unchanged
-prompt is replayed from the cache), and compared item by item. A step whose library scores lower is rolled
-back: its edits are undone (ids are not reused), logged as a `gate_rejected` event and listed by `memrl library
-show`. Its calls are counted under their own phase, `gate`. Per-item rows stay in `gate/`.
+kept out of the rollouts. After every step that changed the memory a validation item gets (its lessons, worked
+cases or trusted skills, or the lessons at all), the validation items are answered twice, with the memory from
+before the step and with the memory the step left, with the same seeds (an unchanged prompt is replayed from
+the cache), and compared item by item. A step whose memory scores lower is rolled back: its lesson edits are
+undone (ids are not reused), its worked cases removed, its skills' trust put back as it was (their verification
+records are kept: evidence, not edits); logged as a `gate_rejected` event and listed by `memrl library show`. Its calls are counted under their own phase, `gate`. Per-item rows stay in `gate/`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ async def check(
     before: Callable[[Item], str],
     after: Callable[[Item], str],
     preload: Callable[[Item], Preload] | None = None,
+    preload_before: Callable[[Item], Preload] | None = None,
 ) -> GateResult:
     """Score `items` under the memory before and after a step (same seeds); accept unless it got worse.
 
@@ -68,6 +70,7 @@ async def check(
     labels = {name: f"gate/step-{step:04d}-{name}" for name in ("before", "after")}
     memo: dict[str, dict[str, str]] = {"before": {}, "after": {}}
     source = {"before": before, "after": after}
+    preloads = {"before": preload_before or preload, "after": preload}
 
     def memory(name: str) -> Callable[[Item], str]:
         def get(it: Item) -> str:  # each item's memory is built once per side
@@ -80,10 +83,11 @@ async def check(
     def evaluate(name: str, subset: list[Item]) -> Awaitable[EvalResult]:
         return evaluate_items(ctx.llm, ctx.verifier, subset, prompt=ctx.spec.prompt, cfg=ecfg, run=ctx.run,
                               label=labels[name], memory_for=memory(name), phase="gate", act=ctx.spec.act,
-                              preload_for=preload)  # fmt: skip
+                              preload_for=preloads[name])  # fmt: skip
 
-    def prompt(name: str, it: Item) -> list[Message]:
-        return policy_messages(ctx.spec.prompt, it, memory(name)(it))
+    def prompt(name: str, it: Item) -> tuple[list[Message], Preload | None]:
+        pre = preloads[name]
+        return policy_messages(ctx.spec.prompt, it, memory(name)(it)), pre(it) if pre else None
 
     changed = [it for it in items if prompt("after", it) != prompt("before", it)]
     runs = [evaluate("before", items), *([evaluate("after", changed)] if changed else [])]

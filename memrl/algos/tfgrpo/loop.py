@@ -54,21 +54,44 @@ def _batches(train: list[Item], cfg: TFGRPOSpec, seed: int, epoch: int) -> list[
     ]
 
 
-async def _gate(lr: Learning, pre: Library, step: int) -> dict[str, Any]:
-    """The no-harm gate for one step: keep the library the step left, or go back to `pre`."""
+class _Before:
+    """What the gate compares a step against, read before the step writes anything: each validation item's
+    memory text and preloaded code, and the skills' trust."""
+
+    def __init__(self, lr: Learning) -> None:
+        self.memory = {it.id: (lr.eval_memory(it), lr.eval_preload(it)) for it in lr.gate_items}
+        self.skills = {k.id: k.status for k in lr.skills.skills} if lr.skills is not None else {}
+
+    def changed(self, lr: Learning) -> bool:
+        return any(self.memory[it.id] != (lr.eval_memory(it), lr.eval_preload(it)) for it in lr.gate_items)
+
+
+async def _gate(lr: Learning, pre: Library, step: int, was: _Before) -> dict[str, Any]:
+    """The no-harm gate for one step: keep the memory the step left, or go back to the memory before it."""
     assert lr.cfg.gate is not None
     res = await gate.check(lr.ctx, lr.gate_items, lr.cfg.gate, step=step,
-                           before=lambda it: lr.eval_memory(it, pre), after=lr.eval_memory,
-                           preload=lr.eval_preload)  # fmt: skip
+                           before=lambda it: was.memory[it.id][0], after=lr.eval_memory,
+                           preload_before=lambda it: was.memory[it.id][1], preload=lr.eval_preload)  # fmt: skip
     if not res.accepted:
         old = {x.id: x.text for x in pre.active()}
         new = {x.id: x.text for x in lr.library.active()}
         lr.library.restore(pre)
+        cases = 0
+        if lr.cases is not None:
+            cases = len(lr.cases)
+            lr.cases.restore(step - 1)  # the memory of the last finished step: this step's cases go
+            cases -= len(lr.cases)
+        held: list[str] = []
+        for k in lr.skills.skills if lr.skills is not None else []:
+            status = was.skills.get(k.id, "candidate")
+            if k.status != status:
+                held.append(k.id)
+                k.status = status
         lr.ctx.run.append_jsonl("events.jsonl", {
             "step": step, "event": "gate_rejected", "before": res.before, "after": res.after,
             "paired": res.paired.model_dump(), "added": [new[i] for i in new if i not in old],
             "changed": [new[i] for i in new if i in old and new[i] != old[i]],
-            "deleted": [old[i] for i in old if i not in new],
+            "deleted": [old[i] for i in old if i not in new], "cases_removed": cases, "skills_reset": held,
         })  # fmt: skip
     return {"gate": {"accepted": res.accepted, "before": res.before, "after": res.after,
                      "n_items": res.paired.n_items}}  # fmt: skip
@@ -78,6 +101,7 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     ctx, library, cfg = lr.ctx, lr.library, lr.cfg
     t0 = time.perf_counter()
     size_before = len(library)
+    was = _Before(lr) if lr.gate_items else None
     results = await asyncio.gather(*(rollout_group(lr, it, step=step) for it in batch))
     groups = [g for g, _, _, _ in results]
     ctx.run.write_json(
@@ -120,11 +144,8 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     pre = library.copy()
     cur = await curate(list(proposals), library, tfgrpo=cfg, diversity=lr.dcfg, vectors=lr.vectors,
                        learner=lr.learner, step=step, salt=f"learn:{step}")  # fmt: skip
-    gate_m = (
-        await _gate(lr, pre, step)
-        if lr.gate_items and before != {x.id: x.text for x in library.active()}
-        else {}
-    )
+    lessons_changed = before != {x.id: x.text for x in library.active()}
+    gate_m = await _gate(lr, pre, step, was) if was and (lessons_changed or was.changed(lr)) else {}
     for rej in cur.rejected:
         ctx.run.append_jsonl("events.jsonl", {"step": step, "event": "rejected_op", **rej.model_dump()})
     if cur.merged or cur.pruned:
