@@ -10,13 +10,14 @@ import contextlib
 import io
 import json
 import re
+from typing import Any
 
 from memrl.act import Actor, Preload, transcript
 from memrl.llm.base import Request
 from memrl.runner import run_task
 from memrl.runs import RunDir
 from memrl.skills import Skill, SkillLibrary, calls, skill_source
-from memrl.spec import ActSpec, SkillSpec, spec_from_mapping
+from memrl.spec import ActSpec, SkillSpec, TaskSpec, spec_from_mapping
 from memrl.tasks.sandbox import run_python
 from memrl.testing import FunctionClient, ScriptedLLM
 from memrl.types import Completion, Item, Message, ToolStep
@@ -286,20 +287,27 @@ def toy_model(requests: list[Request]):
     return answer
 
 
-def test_end_to_end_a_run_learns_a_verified_skill_and_held_out_items_call_it(tmp_path):
+SUMS = [
+    {"id": f"q{i}", "question": f"What is {i} + {1000 * i}?", "answer": str(1001 * i)} for i in range(1, 13)
+]
+
+
+def sums_spec(tmp_path, name: str = "skills", act: dict[str, Any] | None = None, **tfgrpo: Any) -> TaskSpec:
+    """12 sums `i + 1000 i` (4 held out), skills on, 2 steps of `batch_size` × 2 rollouts."""
     data = tmp_path / "sums.jsonl"
-    rows = [
-        {"id": f"q{i}", "question": f"What is {i} + {1000 * i}?", "answer": str(1001 * i)}
-        for i in range(1, 13)
-    ]
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    spec = spec_from_mapping({
-        "name": "skills", "algorithm": "tfgrpo", "model": "local",
+    data.write_text("".join(json.dumps(r) + "\n" for r in SUMS))
+    return spec_from_mapping({
+        "name": name, "algorithm": "tfgrpo", "model": "local",
         "data": {"source": str(data), "test_size": 4, "seed": 3},
-        "eval": {"k": 1, "max_tokens": 64}, "act": {"max_turns": 2},
-        "tfgrpo": {"epochs": 1, "batch_size": 4, "group_size": 2, "steps_per_epoch": 2, "skills": {"enabled": True}},
+        "eval": {"k": 1, "max_tokens": 64}, "act": {"max_turns": 2} if act is None else act,
+        "tfgrpo": {"epochs": 1, "batch_size": 4, "group_size": 2, "steps_per_epoch": 2, "skills": {"enabled": True},
+                   **tfgrpo},
         "run": {"dir": str(tmp_path / "runs")}, "diversity": {"embedder": "hash-64"},
     }, base_dir=tmp_path)  # fmt: skip
+
+
+def test_end_to_end_a_run_learns_a_verified_skill_and_held_out_items_call_it(tmp_path):
+    spec = sums_spec(tmp_path)
     requests: list[Request] = []
     res = run_task(spec, client=FunctionClient(toy_model(requests)))
     run = RunDir(res.run_dir)
@@ -321,19 +329,7 @@ def test_library_show_lists_skills_with_their_verification_record(tmp_path):
 
     from memrl.cli import app
 
-    data = tmp_path / "sums.jsonl"
-    rows = [
-        {"id": f"q{i}", "question": f"What is {i} + {1000 * i}?", "answer": str(1001 * i)}
-        for i in range(1, 13)
-    ]
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    spec = spec_from_mapping({
-        "name": "skills-show", "algorithm": "tfgrpo", "model": "local",
-        "data": {"source": str(data), "test_size": 4, "seed": 3}, "eval": {"k": 1, "max_tokens": 64}, "act": {},
-        "tfgrpo": {"batch_size": 4, "group_size": 2, "steps_per_epoch": 2, "experiences": "none",
-                   "skills": {"enabled": True}},
-        "run": {"dir": str(tmp_path / "runs")}, "diversity": {"embedder": "hash-64"},
-    }, base_dir=tmp_path)  # fmt: skip
+    spec = sums_spec(tmp_path, "skills-show", act={}, experiences="none")
     res = run_task(spec, client=FunctionClient(toy_model([])))
     shown = CliRunner().invoke(app, ["library", "show", str(res.run_dir)], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
@@ -345,21 +341,9 @@ def test_library_show_lists_skills_with_their_verification_record(tmp_path):
 
 def _sums_run(tmp_path, requests: list[Request]):
     """A finished skills run on the sums task (its spec, run directory and questions by item id)."""
-    data = tmp_path / "sums.jsonl"
-    rows = [
-        {"id": f"q{i}", "question": f"What is {i} + {1000 * i}?", "answer": str(1001 * i)}
-        for i in range(1, 13)
-    ]
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    spec = spec_from_mapping({
-        "name": "skills-deploy", "algorithm": "tfgrpo", "model": "local",
-        "data": {"source": str(data), "test_size": 4, "seed": 3},
-        "eval": {"k": 1, "max_tokens": 64}, "act": {"max_turns": 2},
-        "tfgrpo": {"epochs": 1, "batch_size": 4, "group_size": 2, "steps_per_epoch": 2, "skills": {"enabled": True}},
-        "run": {"dir": str(tmp_path / "runs")}, "diversity": {"embedder": "hash-64"},
-    }, base_dir=tmp_path)  # fmt: skip
+    spec = sums_spec(tmp_path, "skills-deploy")
     res = run_task(spec, client=FunctionClient(toy_model(requests)))
-    return spec, RunDir(res.run_dir), {r["id"]: r["question"] for r in rows}
+    return spec, RunDir(res.run_dir), {r["id"]: r["question"] for r in SUMS}
 
 
 def test_a_policy_loaded_from_a_run_with_skills_gives_held_out_prompts_what_the_run_evaluated_with(tmp_path):
@@ -471,20 +455,8 @@ def test_the_gate_puts_back_the_trust_of_a_skill_that_makes_validation_worse(tmp
     """With the no-harm gate on, a step that makes a skill trusted is judged like a lesson edit: here the
     model misuses the skill once its record reads as proven, so validation gets worse, the skill goes back to
     candidate (its verification record kept) and no held-out item is shown it."""
-    data = tmp_path / "sums.jsonl"
-    rows = [
-        {"id": f"q{i}", "question": f"What is {i} + {1000 * i}?", "answer": str(1001 * i)}
-        for i in range(1, 13)
-    ]
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    spec = spec_from_mapping({
-        "name": "skills", "algorithm": "tfgrpo", "model": "local",
-        "data": {"source": str(data), "test_size": 4, "seed": 3},
-        "eval": {"k": 1, "max_tokens": 64}, "act": {"max_turns": 1},
-        "tfgrpo": {"epochs": 1, "batch_size": 3, "group_size": 2, "steps_per_epoch": 2,
-                   "skills": {"enabled": True}, "experiences": "none", "gate": {"enabled": True, "validation": 2}},
-        "run": {"dir": str(tmp_path / "runs")}, "diversity": {"embedder": "hash-64"},
-    }, base_dir=tmp_path)  # fmt: skip
+    spec = sums_spec(tmp_path, act={"max_turns": 1}, batch_size=3, experiences="none",
+                     gate={"enabled": True, "validation": 2})  # fmt: skip
     base = toy_model([])
 
     def answer(req: Request, seed: int | None) -> str:
