@@ -3,6 +3,9 @@
 Run:  python bench/bench_entropy.py            (4 groups × 4 completions of ≤ 64 tokens, 3 repeats)
       python bench/bench_entropy.py --smoke    (2 groups × 2 completions of ≤ 24 tokens, 2 repeats)
 
+A full run (not --smoke, default model) merges `entropy_ratio` (memrl score_group / raw eval throughput) into
+bench/results/performance.json, with the load average it ran under.
+
 The completions are sampled from the same model first (not timed). Then, in the same process and on the same
 ``Llama`` object, each path scores every group from a cleared context (so no path profits from a prompt left
 by another), the paths interleaved within each repeat:
@@ -21,6 +24,7 @@ is shared, and the minimum is the least disturbed estimate); the mean over repea
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -80,6 +84,7 @@ def main() -> None:
         args.groups, args.group_size, args.max_tokens, args.repeats = 2, 2, 24, 2
 
     t0 = time.perf_counter()
+    load0 = os.getloadavg()
     scorer = LlamaEntropyScorer(args.model, n_ctx=args.n_ctx, n_threads=args.threads)
     llm = scorer.llm
     print(
@@ -150,7 +155,12 @@ def main() -> None:
         t = sum(best[name])
         print(f"{name:28s} {t:8.3f} {n_scored / t:8.1f} {base / t:13.3f} {n_scored / walls[name]:15.1f}")
     ratio = base / sum(best["memrl score_group (text)"])
-    print(f"\nmemrl entropy path / raw llama-cpp-python eval throughput: {ratio:.3f}")
+    load = tuple(max(a, b) for a, b in zip(load0, os.getloadavg(), strict=True))
+    print(f"\nmemrl entropy path / raw llama-cpp-python eval throughput: {ratio:.3f} (load {load[0]:.2f})")
+    if not args.smoke and args.model is None:
+        from bench.performance import save_figures
+
+        save_figures("bench_entropy.py", {"entropy_ratio": ratio}, load)
     mean_h = statistics.mean(group_entropy(scorer.score_group(p, cs)) for p, cs in groups)
     print(f"mean group entropy (seq-mean-token-mean): {mean_h:.3f} nats/token")
 
