@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from memrl.llm.cache import ResponseCache
 from memrl.llm.ledger import Ledger
@@ -42,7 +40,6 @@ def build_llm(
         name = spec.name if spec.name == "local" else f"local:{Path(spec.name[6:]).name}"
         # the cache keys on the sampler too: answers drawn under other settings (before SAMPLER) never answer
         cache_name = name + "|" + ",".join(f"{k}={v}" for k, v in sorted(body.items()))
-        cache_name += _settings({k: v for k, v in spec.extra.items() if k != "extra_body"})
     else:
         client = LiteLLMClient(
             spec.name,
@@ -54,7 +51,7 @@ def build_llm(
         )
         name = spec.name
         concurrency = spec.max_concurrency
-        cache_name = name + _settings(spec.extra)
+        cache_name = name
     return ManagedLLM(
         client,
         name=name,
@@ -64,9 +61,3 @@ def build_llm(
         max_concurrency=concurrency,
         retry=RetryPolicy(max_attempts=spec.max_attempts, max_wait_s=spec.max_retry_wait_s),
     )
-
-
-def _settings(extra: dict[str, Any]) -> str:
-    """What of `model.extra` the response cache keys on (`top_p`, `reasoning_effort`…): an answer drawn under
-    other settings never answers for these. Empty without extra settings, so older caches keep answering."""
-    return "|" + json.dumps(extra, sort_keys=True, default=str) if extra else ""
