@@ -91,7 +91,7 @@ class SkillLibrary:
         code, ran = _last_program(c)
         if code is None:
             return None
-        used = self._count(shown, code, correct, item.id)
+        used, _ = self._count(shown, code, correct, item.id)
         if not (correct and ran) or used:
             return None
         src = skill_source(code)
@@ -110,23 +110,24 @@ class SkillLibrary:
         self.skills.append(skill)
         return skill.id
 
-    def _count(self, shown: list[Skill], code: str, correct: bool, source: str) -> set[str]:
+    def _count(
+        self, shown: list[Skill], code: str, correct: bool, source: str
+    ) -> tuple[set[str], list[Skill]]:
         """Count one judged program for the shown skills it called (not for a skill's own origin); returns
-        the names of shown functions it called."""
+        the names of shown functions it called and the skills counted."""
         used = calls(code, [n for s in shown for n in s.names])
-        for s in shown:
-            if set(s.names) & used and source != s.origin:
-                (s.solved if correct else s.failed).append(source)
-                self._update(s)
-        return used
+        counted = [s for s in shown if set(s.names) & used and source != s.origin]
+        for s in counted:
+            (s.solved if correct else s.failed).append(source)
+            self._update(s)
+        return used, counted
 
     def count_use(self, ids: list[str], code: str, correct: bool, source: str) -> list[str]:
         """Count a judged program from outside learning (a deployed `MemoryPolicy`) for the skills of `ids`
         that it called, under the rules of learning: a skill whose record falls below trusted goes back to
         candidate and is no longer deployed; one that keeps failing is retired. Returns the ids counted."""
-        shown = [s for s in self.skills if s.id in ids]
-        used = self._count(shown, code, correct, source)
-        return [s.id for s in shown if set(s.names) & used and source != s.origin]
+        _, counted = self._count([s for s in self.skills if s.id in ids], code, correct, source)
+        return [s.id for s in counted]
 
     def _update(self, s: Skill) -> None:
         """Retired: failed `retire_failures` times with under one success in three (final). Trusted: solved

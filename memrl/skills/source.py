@@ -31,9 +31,8 @@ class SkillSource:
     entry: str  # the function the program's top level called (the others are its helpers)
     signature: str
     doc: str
-    example: str = (
-        ""  # a lifted program's own call, its data written out: `print_answer(grid=[[1, None], ...])`
-    )
+    # a lifted program's own call, its data written out: `print_answer(grid=[[1, None], ...])`
+    example: str = ""
 
 
 def _parse(code: str) -> ast.Module | None:

@@ -8,7 +8,8 @@ and the first `test_size` of them (a count, or a fraction rounded and kept withi
 set; the rest are train. The same spec and source always give the same split, and the two never share an
 item, nor a question: a training item whose question is word for word one of the test split's (small generated
 sets repeat: 3 of the quickstart's 40 sums, 4 of puzzle24's 40) is left out of training, with a warning, so
-nothing held out can be learned as a case, a skill or a lesson. A generated set (reasoning-gym) is generated with `data.size` items (100 when unset) from `data.seed`.
+nothing held out can be learned as a case, a skill or a lesson. A generated set (reasoning-gym) is generated
+with `data.size` items (100 when unset) from `data.seed`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ cases or trusted skills, or the lessons at all), the validation items are answer
 before the step and with the memory the step left, with the same seeds (an unchanged prompt is replayed from
 the cache), and compared item by item. A step whose memory scores lower is rolled back: its lesson edits are
 undone (ids are not reused), its worked cases removed, its skills' trust put back as it was (their verification
-records are kept: evidence, not edits); logged as a `gate_rejected` event and listed by `memrl library show`. Its calls are counted under their own phase, `gate`. Per-item rows stay in `gate/`.
+records are kept: evidence, not edits); logged as a `gate_rejected` event and listed by `memrl library show`.
+Its calls are counted under their own phase, `gate`. Per-item rows stay in `gate/`.
 """
 
 from __future__ import annotations

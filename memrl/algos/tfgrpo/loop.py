@@ -23,6 +23,7 @@ import random
 import time
 from typing import Any
 
+from memrl.act import Preload
 from memrl.algos.evaluate import evaluate_items, item_scores
 from memrl.algos.tfgrpo import gate
 from memrl.algos.tfgrpo.advantage import learn_from_group
@@ -54,24 +55,30 @@ def _batches(train: list[Item], cfg: TFGRPOSpec, seed: int, epoch: int) -> list[
     ]
 
 
+def _gate_memory(lr: Learning) -> dict[str, tuple[str, Preload]]:
+    """Each validation item's memory text and preloaded code, as held-out evaluation would build them now."""
+    return {it.id: (lr.eval_memory(it), lr.eval_preload(it)) for it in lr.gate_items}
+
+
 class _Before:
     """What the gate compares a step against, read before the step writes anything: each validation item's
-    memory text and preloaded code, and the skills' trust."""
+    memory and the skills' trust."""
 
     def __init__(self, lr: Learning) -> None:
-        self.memory = {it.id: (lr.eval_memory(it), lr.eval_preload(it)) for it in lr.gate_items}
+        self.memory = _gate_memory(lr)
         self.skills = {k.id: k.status for k in lr.skills.skills} if lr.skills is not None else {}
 
-    def changed(self, lr: Learning) -> bool:
-        return any(self.memory[it.id] != (lr.eval_memory(it), lr.eval_preload(it)) for it in lr.gate_items)
 
-
-async def _gate(lr: Learning, pre: Library, step: int, was: _Before) -> dict[str, Any]:
-    """The no-harm gate for one step: keep the memory the step left, or go back to the memory before it."""
+async def _gate(
+    lr: Learning, pre: Library, step: int, was: _Before, now: dict[str, tuple[str, Preload]]
+) -> dict[str, Any]:
+    """The no-harm gate for one step: keep the memory the step left (`now`), or go back to the memory before
+    it (`was`)."""
     assert lr.cfg.gate is not None
     res = await gate.check(lr.ctx, lr.gate_items, lr.cfg.gate, step=step,
-                           before=lambda it: was.memory[it.id][0], after=lr.eval_memory,
-                           preload_before=lambda it: was.memory[it.id][1], preload=lr.eval_preload)  # fmt: skip
+                           before=lambda it: was.memory[it.id][0], after=lambda it: now[it.id][0],
+                           preload_before=lambda it: was.memory[it.id][1],
+                           preload=lambda it: now[it.id][1])  # fmt: skip
     if not res.accepted:
         old = {x.id: x.text for x in pre.active()}
         new = {x.id: x.text for x in lr.library.active()}
@@ -144,8 +151,11 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     pre = library.copy()
     cur = await curate(list(proposals), library, tfgrpo=cfg, diversity=lr.dcfg, vectors=lr.vectors,
                        learner=lr.learner, step=step, salt=f"learn:{step}")  # fmt: skip
-    lessons_changed = before != {x.id: x.text for x in library.active()}
-    gate_m = await _gate(lr, pre, step, was) if was and (lessons_changed or was.changed(lr)) else {}
+    gate_m: dict[str, Any] = {}
+    if was is not None:
+        now = _gate_memory(lr)
+        if before != {x.id: x.text for x in library.active()} or now != was.memory:
+            gate_m = await _gate(lr, pre, step, was, now)
     for rej in cur.rejected:
         ctx.run.append_jsonl("events.jsonl", {"step": step, "event": "rejected_op", **rej.model_dump()})
     if cur.merged or cur.pruned:
