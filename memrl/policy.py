@@ -42,22 +42,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from memrl.act import Preload
-from memrl.algos.tfgrpo.advantage import learn_from_group
 from memrl.cases import CaseRetriever, SimilarityCases
 from memrl.errors import ConfigError
 from memrl.inject import Injection, LessonVectors, approx_tokens, build_memory, render_case
 from memrl.inject.place import Placement, inject, query_text, trajectory_lines
-from memrl.library import Library, Proposal, curate, has_advantage
+from memrl.library import Library, curate, has_advantage
 from memrl.library.store import ChromaLibraryStore, LibraryStore
 from memrl.llm.base import LLM
 from memrl.loop_thread import LoopThread
 from memrl.memory.base import Embedder
-from memrl.memory.records import CaseRecord, LessonRecord
+from memrl.memory.records import CaseRecord
 from memrl.memory.store import Memory
 from memrl.policy_cases import CaseSource, LearnResult, Outcome
+from memrl.policy_learn import deployed_skills, group_outcomes, lesson_vectors, propose, resolve_learner
 from memrl.skills import Skill, SkillLibrary
-from memrl.spec import DiversitySpec, ModelSpec, TFGRPOSpec, as_model_spec
-from memrl.types import Completion, Item, Message, Rollout, Verdict
+from memrl.spec import DiversitySpec, ModelSpec, TFGRPOSpec
+from memrl.types import Item, question_key
 
 __all__ = [
     "MemoryPolicy",
@@ -74,14 +74,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def _key(query: str) -> str:
-    return " ".join(query.split())
-
-
-def _clip(text: str, head: int = 1000, tail: int = 3000) -> str:
-    return text if len(text) <= head + tail else f"{text[:head]}\n…\n{text[-tail:]}"
 
 
 class MemoryPolicy:
@@ -143,7 +135,7 @@ class MemoryPolicy:
         self.diversity = diversity or DiversitySpec()
         self._embedder: Embedder | str | None = embedder or (memory.embedder if memory is not None else None)
         self._vectors: LessonVectors | None = None
-        self.skill_library = _skill_library(skills, self.tfgrpo)
+        self.skill_library = deployed_skills(skills, self.tfgrpo)
         self.placement: Placement = placement
         self.token_budget, self.max_lessons, self.max_cases = token_budget, max_lessons, max_cases
         self.min_group, self.max_group, self.success_threshold = min_group, max_group, success_threshold
@@ -223,8 +215,8 @@ class MemoryPolicy:
                 update={"text": text, "skills": [s.id for s in skills], "tokens": self.count_tokens(text)}
             )
         with self._lock:
-            self._shown[_key(query)] = shot
-            self._shown.move_to_end(_key(query))
+            self._shown[question_key(query)] = shot
+            self._shown.move_to_end(question_key(query))
             while len(self._shown) > 4096:
                 self._shown.popitem(last=False)
         return shot
@@ -287,10 +279,10 @@ class MemoryPolicy:
             raise ValueError(f"reward must be a finite number, got {reward!r}")
         correct = reward >= self.success_threshold if correct is None else correct
         with self._lock:
-            shown = self._shown.get(_key(query))
+            shown = self._shown.get(question_key(query))
             used: list[str] = []
             if program and shown and shown.skills and self.skill_library is not None:
-                source = "deployed:" + hashlib.sha256(_key(query).encode()).hexdigest()[:12]
+                source = "deployed:" + hashlib.sha256(question_key(query).encode()).hexdigest()[:12]
                 used = self.skill_library.count_use(shown.skills, program, correct, source)
         outcome = Outcome(
             query=query,
@@ -341,40 +333,21 @@ class MemoryPolicy:
         async with self._learn_lock:
             return await self._update()
 
-    def _learner(self) -> LLM:
-        if self.learner is None:
-            raise ConfigError(
-                "MemoryPolicy.learn() needs a learner model: MemoryPolicy(..., learner='local') "
-                "or any model string, ModelSpec or LLM"
-            )
-        if isinstance(self.learner, (str, ModelSpec)):
-            from memrl.llm.factory import build_llm
-
-            spec = ModelSpec.model_validate(as_model_spec(self.learner))
-            self.learner = build_llm(spec)
-        return self.learner
-
     async def _update(self) -> LearnResult:
         with self._lock:
             new, waiting = self._outcomes, self._waiting
             self._outcomes = []
-            by_query: dict[str, list[Outcome]] = {}
-            for o in [*waiting, *new]:
-                by_query.setdefault(_key(o.query), []).append(o)
-            # Large groups are cut into groups of at most max_group; a remainder too small to compare waits.
-            chunks = [
-                g[i : i + self.max_group] for g in by_query.values() for i in range(0, len(g), self.max_group)
-            ]
-            groups = [c for c in chunks if len(c) >= self.min_group]
-            self._waiting = [o for c in chunks if len(c) < self.min_group for o in c][-self.max_waiting :]
+            groups, self._waiting = group_outcomes([*waiting, *new], min_group=self.min_group,
+                                                   max_group=self.max_group, max_waiting=self.max_waiting)  # fmt: skip
             snapshot, step = self.library.active(), self.library.version + 1
         mixed = [g for g in groups if has_advantage([o.reward for o in g])]
         note = ""
         if mixed and self.learner is None and self.cases is not None:  # a case-memory-only policy
             note = f"no learner: {len(mixed)} groups written as cases only (MemoryPolicy(learner=...) learns lessons)"
         try:
-            learner = self._learner() if mixed and not note else None
-            proposals = await self._propose(learner, mixed, snapshot, step) if learner else []
+            learner = resolve_learner(self.learner) if mixed and not note else None
+            self.learner = learner or self.learner  # a model string is built once
+            proposals = await propose(learner, mixed, snapshot, step, self.tfgrpo) if learner else []
             vectors = self._lesson_vectors() if proposals else None
             if self._store is not None:
                 self._refresh(force=True)
@@ -418,18 +391,6 @@ class MemoryPolicy:
         log.info("MemoryPolicy.learn: %s", result.model_dump_json())
         return result
 
-    async def _propose(
-        self, learner: LLM, mixed: list[list[Outcome]], snapshot: list[LessonRecord], step: int
-    ) -> list[Proposal]:
-        jobs = []
-        for i, group in enumerate(mixed):
-            item, rollouts = _as_group(group)
-            salt = f"policy:{step}:{i}:{item.id}"
-            jobs.append(
-                learn_from_group(learner, item, i, rollouts, snapshot, self.tfgrpo, step=step, salt=salt)
-            )
-        return await asyncio.gather(*jobs)
-
     def _write_cases(self, new: list[Outcome]) -> int:
         if self.cases is None:
             return 0
@@ -448,19 +409,7 @@ class MemoryPolicy:
     def _lesson_vectors(self) -> LessonVectors | None:
         """Embeddings for lesson similarity, made on first use; None (exact text only) without an embedder."""
         if self._vectors is None:
-            from memrl.memory.embed import make_embedder
-
-            emb = self._embedder
-            try:
-                emb = (
-                    make_embedder(emb or self.diversity.embedder)
-                    if emb is None or isinstance(emb, str)
-                    else emb
-                )
-            except ConfigError as e:
-                log.warning("no embedder for lesson similarity (%s): only equal lesson texts are folded", e)
-                return None
-            self._vectors = LessonVectors(emb)
+            self._vectors = lesson_vectors(self._embedder, self.diversity)
         return self._vectors
 
     def _refresh(self, force: bool = False) -> None:
@@ -470,30 +419,6 @@ class MemoryPolicy:
         lib = self._store.load()
         with self._lock:
             self.library, self._read_at = lib, time.monotonic()
-
-
-def _skill_library(skills: SkillLibrary | str | Path | None, tfgrpo: TFGRPOSpec) -> SkillLibrary | None:
-    if skills is None or isinstance(skills, SkillLibrary):
-        return skills
-    return SkillLibrary.deployed(Path(skills).expanduser(), tfgrpo.skills)
-
-
-def _as_group(group: list[Outcome]) -> tuple[Item, list[Rollout]]:
-    first = group[0]
-    item_id = "q-" + hashlib.sha1(_key(first.query).encode()).hexdigest()[:10]
-    reference = next((o.reference for o in group if o.reference is not None), None)
-    item = Item(id=item_id, question=first.query, answer=reference)
-    rollouts = [
-        Rollout(
-            item_id=item_id,
-            sample=j,
-            messages=[Message.user(first.query)],
-            completion=Completion(text=_clip("\n".join(o.trajectory))),
-            verdict=Verdict(reward=o.reward, correct=o.correct, reason=o.feedback),
-        )
-        for j, o in enumerate(group)
-    ]
-    return item, rollouts
 
 
 def _log_failure(fut: Future[Any]) -> None:

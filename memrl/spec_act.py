@@ -17,7 +17,7 @@ class ActSpec(_Strict):
     """Answers may run Python in the sandbox: the model writes a ```python block, memrl runs it and shows what
     it printed (or the error) on the next turn. Used by rollouts and evaluation alike (`memrl.act`)."""
 
-    tools: list[Literal["python"]] = Field(default_factory=lambda: ["python"])
+    tools: list[Literal["python"]] = ["python"]  # pydantic copies the default for each spec
     max_turns: int = Field(default=3, ge=1, le=20, description="Model calls per answer, at most.")
     max_tokens: int = Field(
         default=1536, ge=16, description="Generated tokens per answer over all its turns, at most."

@@ -16,9 +16,16 @@ __all__ = [
     "Verdict",
     "Rollout",
     "ItemResult",
+    "question_key",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
+
+
+def question_key(text: str) -> str:
+    """What two questions must share to be the same question: their words, whitespace aside. Splits, the
+    case memory's leak guard and a policy's outcome groups all compare questions by it."""
+    return " ".join(text.split())
 
 
 class Message(BaseModel):

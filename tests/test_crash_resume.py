@@ -100,24 +100,34 @@ def cli(task: Path, run: Path, *, resume: bool) -> subprocess.Popen:
 
 class Killer:
     """Kills the running `memrl run` at planned points: the n-th request the server sees (plus a random
-    few milliseconds, so kills also land between requests), or the moment a new library version is on
-    disk before its checkpoint (between the library write and state.json)."""
+    few milliseconds, so kills also land between requests), the n-th request of a phase (a run has few
+    learner calls, so a random request number often misses them all), or the moment a new library version
+    is on disk before its checkpoint (between the library write and state.json)."""
 
-    def __init__(self, request_points: list[int], rng: random.Random) -> None:
+    def __init__(self, request_points: list[int], rng: random.Random, phase_points: dict[str, int]) -> None:
         self.points = sorted(request_points)
+        self.phase_points = dict(phase_points)
         self.rng = rng
         self.proc: subprocess.Popen | None = None
         self.seen = 0
+        self.seen_in: Counter[str] = Counter()
         self.kills: Counter[str] = Counter()
         self.lock = threading.Lock()
 
     def on_request(self, record: dict[str, Any]) -> None:
+        phase = phase_of(record["body"])
         with self.lock:
             self.seen += 1
-            if not self.points or self.seen < self.points[0] or self.proc is None:
+            self.seen_in[phase] += 1
+            if self.proc is None:
                 return
-            self.points.pop(0)
-            proc, phase = self.proc, phase_of(record["body"])
+            if phase in self.phase_points and self.seen_in[phase] >= self.phase_points[phase]:
+                del self.phase_points[phase]  # the first armed request of that phase from its n-th on
+            elif self.points and self.seen >= self.points[0]:
+                self.points.pop(0)
+            else:
+                return
+            proc = self.proc
         threading.Timer(self.rng.uniform(0, 0.03), self.kill, args=(proc, phase)).start()
 
     def kill(self, proc: subprocess.Popen, phase: str) -> None:
@@ -182,7 +192,7 @@ def library_state(run: Path) -> list[tuple]:
 def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     rng = random.Random(9)
     # About 250 requests in all: kill at random request numbers spread over the run.
-    killer = Killer(sorted(rng.sample(range(10, 240), 6)), rng)
+    killer = Killer(sorted(rng.sample(range(10, 240), 6)), rng, {"learner": 3})
     srv = FakeOpenAIServer(responder=toy_answer, on_request=killer.on_request).start()
     try:
         task = write_task(tmp_path, srv.api_base)

@@ -169,6 +169,10 @@ async def test_every_choice_is_counted_where_usage_counts_one():
         assert len(srv.requests) == 1 and srv.requests[0]["body"]["n"] == 4
         assert srv.requests[0]["body"]["logprobs"] is True and "top_logprobs" not in srv.requests[0]["body"]
         assert llm.ledger.total.completion_tokens == sum(lengths)
+        assert [c.usage.completion_tokens for c in out] == lengths, "each choice counts its own tokens"
+        assert [c.usage.prompt_tokens for c in out] == [10, 0, 0, 0], (
+            "the prompt, evaluated once, counts once"
+        )
         assert all(c.logprobs is None for c in out)
 
 
@@ -204,8 +208,10 @@ async def test_four_requests_decode_together_with_logprobs(server):
         watcher.join()
     assert max(busy) == 4, f"slots decoding at once, sampled: {busy}"
     assert len(out) == 4 and len({c.text for c in out}) > 1
+    # One call, one prompt evaluation: the first choice carries the prompt; each choice its own tokens.
+    assert out[0].usage.prompt_tokens > 0 and all(c.usage.prompt_tokens == 0 for c in out[1:])
     for c in out:
-        assert c.usage.prompt_tokens > 0 and c.usage.completion_tokens > 0
+        assert c.usage.completion_tokens == len(c.logprobs or ()) > 0
         assert c.logprobs and all(t.logprob <= 0 for t in c.logprobs)
         assert all(1 <= len(t.top) <= 4 for t in c.logprobs)
 

@@ -25,6 +25,7 @@ from memrl.memory.base import CaseStore, Hit, Where
 from memrl.memory.records import CaseRecord
 from memrl.memory.retrieve import retrieve as top_k
 from memrl.spec import CaseRetrievalSpec
+from memrl.types import question_key
 
 if TYPE_CHECKING:
     from memrl.policy_cases import Outcome
@@ -53,7 +54,7 @@ class Selection:
 
 
 def _same_task(a: str, b: str) -> bool:
-    return " ".join(a.split()) == " ".join(b.split())
+    return question_key(a) == question_key(b)
 
 
 def select_cases(
@@ -167,7 +168,7 @@ class CaseRetriever:
             return []
         with self._lock:
             sel = self.select(query, random.Random(query), explore=self.q is not None, k=k)
-            self._shown[" ".join(query.split())] = sel
+            self._shown[question_key(query)] = sel
             while len(self._shown) > 4096:
                 self._shown.popitem(last=False)
         return [h.record for h in sel.hits]
@@ -183,7 +184,7 @@ class CaseRetriever:
         with self._lock:
             if self.q is not None:
                 for o in outcomes:
-                    sel = self._shown.get(" ".join(o.query.split()))
+                    sel = self._shown.get(question_key(o.query))
                     used = [u for u in sel.used() if u[0] in o.cases] if sel else []
                     self.update(f"outcome:{o.at}:{o.query}", used, o.reward)
             self.store.add(records)

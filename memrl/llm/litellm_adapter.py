@@ -28,6 +28,18 @@ _NATIVE_N = frozenset({"openai", "azure", "deepseek", "together_ai", "fireworks_
 _SEEDED = frozenset({"openai", "azure", "deepseek", "together_ai", "fireworks_ai", "hosted_vllm", "vllm"})
 
 
+def _share(usage: Usage, i: int, tokens: int | None) -> Usage:
+    """Choice i's part of one call's usage: the call, its prompt and its price go to the first choice; with
+    `tokens` known per choice each choice counts its own, else the first carries them all."""
+    if tokens is not None:
+        return (
+            usage.model_copy(update={"completion_tokens": tokens})
+            if i == 0
+            else Usage(completion_tokens=tokens)
+        )
+    return usage if i == 0 else Usage()
+
+
 def import_litellm() -> Any:
     """Import litellm without its start-up fetch of the online price map."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -202,7 +214,7 @@ def _logprobs(choice: Any) -> list[TokenLogprob] | None:
         out.append(
             TokenLogprob(
                 token=str(get("token")),
-                logprob=float(get("logprob")),
+                logprob=float(get("logprob")),  # type: ignore[arg-type]  # None fails loudly, as it should
                 top={
                     str(a["token"] if isinstance(a, dict) else a.token): float(
                         a["logprob"] if isinstance(a, dict) else a.logprob
@@ -319,9 +331,10 @@ class LiteLLMClient:
             cost_usd=cost,
             calls=1,
         )
-        if self.max_n and len(choices) > 1:  # llama-server's usage is the first choice's: count them all
-            counted = sum(len(_logprobs(ch) or ()) for ch in choices)
-            usage.completion_tokens = max(usage.completion_tokens, counted)
+        # llama-server's usage is the first choice's: each choice's own tokens are counted from its logprobs
+        # (asked for above), the prompt (evaluated once) and the call go to the first choice.
+        per_choice = [len(_logprobs(ch) or ()) for ch in choices]
+        split = bool(self.max_n) and len(choices) > 1 and all(per_choice)
         asked_logprobs = request.logprobs or not (self.max_n and n > 1)
         out = []
         for i, ch in enumerate(choices):
@@ -337,7 +350,7 @@ class LiteLLMClient:
                     text=text,
                     finish_reason=finish,
                     logprobs=_logprobs(ch) if asked_logprobs else None,
-                    usage=usage if i == 0 else Usage(),
+                    usage=_share(usage, i, per_choice[i] if split else None),
                     model=self.model,
                 )
             )

@@ -24,7 +24,7 @@ from memrl.tasks.base import Split
 from memrl.tasks.files import read_file_items
 from memrl.tasks.packaged import humaneval_items, mmath_items
 from memrl.tasks.rgym import reasoning_gym_items
-from memrl.types import Item
+from memrl.types import Item, question_key
 
 __all__ = ["load_items", "load_split", "split_items", "PACKAGED_SOURCES"]
 
@@ -87,8 +87,8 @@ def split_items(items: list[Item], *, seed: int, size: int | None, test_size: in
         shuffled = shuffled[:size]
     n_test = _test_count(test_size, len(shuffled))
     test = shuffled[:n_test]
-    asked = {_norm(it.question) for it in test}
-    train = [it for it in shuffled[n_test:] if _norm(it.question) not in asked]
+    asked = {question_key(it.question) for it in test}
+    train = [it for it in shuffled[n_test:] if question_key(it.question) not in asked]
     if len(train) < len(shuffled) - n_test:
         log.warning(
             "%d training items ask a question of the test split word for word: left out of training, so nothing "
@@ -99,10 +99,6 @@ def split_items(items: list[Item], *, seed: int, size: int | None, test_size: in
             "every training item repeats a test question: raise data.size or lower data.test_size"
         )
     return Split(train=train, test=test)
-
-
-def _norm(question: str) -> str:
-    return " ".join(question.split())
 
 
 def load_split(spec: DataSpec, base_dir: Path) -> Split:

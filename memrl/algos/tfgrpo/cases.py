@@ -27,7 +27,7 @@ from memrl.memory.base import MemoryStores
 from memrl.memory.records import CaseRecord
 from memrl.runs import atomic_write
 from memrl.spec import CaseRetrievalSpec
-from memrl.types import Item, Rollout
+from memrl.types import Item, Rollout, question_key
 
 __all__ = ["SolvedCases", "LeakError"]
 
@@ -68,7 +68,7 @@ class SolvedCases:
         self.q_path = folder / "cases_q.json"
         self.retriever = CaseRetriever(self.store, cfg, q_path=self.q_path)
         self._held_ids = {it.id for it in held_out}
-        self._held_questions = {" ".join(it.question.split()) for it in held_out}
+        self._held_questions = {question_key(it.question) for it in held_out}
 
     def __len__(self) -> int:
         return self.store.count()
@@ -86,7 +86,7 @@ class SolvedCases:
         self, step: int, item: Item, rollouts: list[Rollout], shown: list[Selection]
     ) -> dict[str, Any]:
         """Learn from one judged group: update Q from what each rollout was shown, keep the best solution."""
-        if item.id in self._held_ids or " ".join(item.question.split()) in self._held_questions:
+        if item.id in self._held_ids or question_key(item.question) in self._held_questions:
             raise LeakError(f"item {item.id!r} belongs to the held-out split; it must not enter case memory")
         deltas: list[float] = []
         for r, sel in zip(rollouts, shown, strict=True):
