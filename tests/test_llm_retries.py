@@ -181,3 +181,32 @@ async def test_refused_api_base_names_the_address():
         await llm.complete(REQ)
     assert f"nothing answered at {api_base} (connection refused)" in str(e.value)
     assert "model.api_base" in str(e.value) and "500" not in str(e.value)
+
+
+async def test_the_response_cache_keys_on_sampling_settings_of_model_extra(tmp_path, monkeypatch):
+    """An answer drawn under other sampling settings of `model.extra` (top_p here) is never replayed for these:
+    the same request asks the provider again; the same settings are answered from the cache. Settings that
+    do not change the answer (`user`, which may hold an identity) do not key it."""
+    from memrl.llm.factory import build_llm
+    from memrl.spec import ModelSpec
+
+    monkeypatch.setenv("FAKE_KEY", "sk-test")
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    with FakeOpenAIServer(default=Action(text="4")) as srv:
+
+        def llm(**extra):
+            return build_llm(
+                ModelSpec(name="openai/fake", api_base=srv.api_base, api_key_env="FAKE_KEY", extra=extra),
+                cache=cache,
+            )
+
+        plain, wide = llm(), llm(top_p=0.5)
+        assert plain.cache_name == "openai/fake" and wide.cache_name != plain.cache_name
+        assert llm(user="someone").cache_name == "openai/fake"
+        await plain.complete(REQ)
+        await wide.complete(REQ)
+        await llm(top_p=0.5).complete(REQ)  # same settings: from the cache
+        await llm().complete(REQ)
+        await llm(user="someone").complete(REQ)  # not a sampling setting: from the cache
+    assert len(srv.requests) == 2
+    assert srv.requests[1]["body"].get("top_p") == 0.5

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from memrl.llm.cache import ResponseCache
 from memrl.llm.ledger import Ledger
@@ -11,7 +13,21 @@ from memrl.llm.managed import ManagedLLM, RetryPolicy
 from memrl.llm.names import is_local
 from memrl.spec import ModelSpec
 
-__all__ = ["build_llm"]
+__all__ = ["build_llm", "sampling_settings"]
+
+#: Settings of `model.extra` that change what a model answers: the response cache keys on them, so an answer
+#: drawn under other settings is never replayed. Others (`user`, `metadata`, headers, keys) do not key it.
+SAMPLING = frozenset({
+    "top_p", "top_k", "min_p", "typical_p", "presence_penalty", "frequency_penalty", "repeat_penalty",
+    "repetition_penalty", "logit_bias", "seed", "reasoning_effort", "thinking", "verbosity", "extra_body",
+})  # fmt: skip
+
+
+def sampling_settings(extra: dict[str, Any]) -> str:
+    """What of `extra` the response cache keys on: "" without sampling settings (older caches keep
+    answering), else `|` and their canonical JSON."""
+    chosen = {k: v for k, v in extra.items() if k in SAMPLING}
+    return "|" + json.dumps(chosen, sort_keys=True, default=str) if chosen else ""
 
 
 def build_llm(
@@ -40,6 +56,7 @@ def build_llm(
         name = spec.name if spec.name == "local" else f"local:{Path(spec.name[6:]).name}"
         # the cache keys on the sampler too: answers drawn under other settings (before SAMPLER) never answer
         cache_name = name + "|" + ",".join(f"{k}={v}" for k, v in sorted(body.items()))
+        cache_name += sampling_settings({k: v for k, v in spec.extra.items() if k != "extra_body"})
     else:
         client = LiteLLMClient(
             spec.name,
@@ -51,7 +68,7 @@ def build_llm(
         )
         name = spec.name
         concurrency = spec.max_concurrency
-        cache_name = name
+        cache_name = name + sampling_settings(spec.extra)
     return ManagedLLM(
         client,
         name=name,
