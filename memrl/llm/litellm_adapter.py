@@ -16,6 +16,7 @@ from typing import Any
 
 from memrl import errors
 from memrl.llm.base import Request
+from memrl.llm.openai_direct import OpenAIDirect, direct_route
 from memrl.types import Completion, TokenLogprob, Usage
 
 __all__ = ["LiteLLMClient", "default_key_env", "import_litellm", "to_memrl_error"]
@@ -166,7 +167,9 @@ def to_memrl_error(
         return errors.ServerError(f"{provider}: server error {status}: {msg}", **kw)
     if status is not None and 400 <= status < 500:
         return errors.BadRequestError(f"{provider}: request rejected ({status}): {msg}", **kw)
-    if name in ("Timeout", "APIConnectionError") or isinstance(exc, (TimeoutError, ConnectionError)):
+    if name in ("Timeout", "APITimeoutError", "APIConnectionError") or isinstance(
+        exc, (TimeoutError, ConnectionError)
+    ):
         return errors.TransportError(f"{provider}: {name}: {msg}", **kw)
     if isinstance(exc, json.JSONDecodeError) or errors.is_retryable(exc):
         return errors.TransportError(f"{provider}: unreadable response ({name}): {msg}", **kw)
@@ -227,7 +230,8 @@ def _logprobs(choice: Any) -> list[TokenLogprob] | None:
 
 
 class LiteLLMClient:
-    """One attempt at a chat completion through litellm."""
+    """One attempt at a chat completion through litellm, or straight through the openai SDK for an unpriced
+    OpenAI-compatible server (`memrl.llm.openai_direct`)."""
 
     def __init__(
         self,
@@ -251,7 +255,13 @@ class LiteLLMClient:
         self.extra = dict(extra or {})
         self.max_n = max_n
         self.native_n = (self.provider in _NATIVE_N and not api_base) or (max_n or 0) > 1
-        self._litellm = import_litellm()
+        # An unpriced OpenAI-compatible server is called through the openai SDK, without importing litellm.
+        self._direct = (
+            OpenAIDirect(model, api_base or "", None, timeout_s)
+            if direct_route(model, api_base=api_base, local=local)
+            else None
+        )
+        self._litellm: Any = None if self._direct is not None else import_litellm()
 
     def _api_key(self) -> str | None:
         if self.api_key_env:
@@ -303,7 +313,11 @@ class LiteLLMClient:
         """One HTTP call returning n samples (n > 1 only where the provider supports it natively)."""
         kw = self._kwargs(request, n, seed)
         try:
-            resp = await self._litellm.acompletion(**kw)
+            if self._direct is not None:
+                self._direct.api_key = kw.get("api_key")
+                resp = await self._direct.create(kw)
+            else:
+                resp = await self._litellm.acompletion(**kw)
         except errors.MemrlError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is classified, none swallowed
@@ -320,7 +334,7 @@ class LiteLLMClient:
             raise errors.ServerError(f"{self.provider}: response had no choices", provider=self.provider)
         u = getattr(resp, "usage", None)
         cost = 0.0
-        if not self.local:
+        if self._litellm is not None and not self.local:
             try:
                 cost = float(self._litellm.completion_cost(completion_response=resp) or 0.0)
             except Exception:  # noqa: BLE001 - unknown price: count tokens, report $0, say so once

@@ -1,0 +1,99 @@
+"""Calls to an OpenAI-compatible server straight through the `openai` SDK, where litellm would add nothing.
+
+litellm is what lets memrl reach every provider and price every call; for a server that speaks OpenAI's API
+and has no price (memrl's embedded model, a self-hosted vLLM or llama.cpp server, a test server) it only
+adds time: `import litellm` takes about 4 s on 2 cores (the `openai` SDK about 1 s), and each call passes
+through its routing and logging. `LiteLLMClient` sends such calls here (`direct_route`), with the same
+arguments, errors (`to_memrl_error` classifies the SDK's exceptions by status as it does litellm's) and
+answers, and prices them at $0 as litellm would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.util
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OpenAIDirect", "direct_route", "priced"]
+
+#: Arguments of litellm's call that are not the SDK's (the client holds the address, key and retries).
+_LITELLM_ONLY = frozenset({"model", "api_base", "api_key", "num_retries", "max_retries"})
+
+
+@functools.lru_cache(maxsize=1)
+def _price_map() -> frozenset[str] | None:
+    """The model names litellm's bundled price map prices (read without importing litellm), or None."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "model_prices_and_context_window_backup.json"
+    try:
+        return frozenset(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def priced(model: str) -> bool:
+    """Whether litellm knows a price for `model` (`openai/gpt-4o-mini` or `gpt-4o-mini`); True when the
+    price map cannot be read, so that litellm is asked."""
+    names = _price_map()
+    return names is None or model in names or model.split("/", 1)[-1] in names
+
+
+def direct_route(model: str, *, api_base: str | None, local: bool) -> bool:
+    """Whether calls for `model` go straight to the server: an OpenAI-compatible address (`openai/…` with
+    `api_base`, or memrl's embedded server) that litellm has no price for."""
+    provider = model.split("/", 1)[0] if "/" in model else "openai"
+    return provider == "openai" and (local or (api_base is not None and not priced(model)))
+
+
+@functools.lru_cache(maxsize=1)
+def _sdk_params() -> frozenset[str]:
+    from openai.resources.chat.completions import AsyncCompletions
+
+    return frozenset(inspect.signature(AsyncCompletions.create).parameters) - {"self"}
+
+
+class OpenAIDirect:
+    """`chat.completions.create` on one server, with litellm-style keyword arguments. One SDK client per
+    event loop: memrl runs phases under separate `asyncio.run` calls, and a pooled connection belongs to
+    the loop that opened it."""
+
+    def __init__(self, model: str, api_base: str, api_key: str | None, timeout_s: float) -> None:
+        self.model = model.split("/", 1)[1] if model.startswith("openai/") else model
+        self.api_base, self.api_key, self.timeout_s = api_base, api_key, timeout_s
+        self._clients: dict[int, Any] = {}
+
+    def _client(self) -> Any:
+        loop = id(asyncio.get_running_loop())
+        client = self._clients.get(loop)
+        if client is None:
+            import openai
+
+            self._clients = {}  # earlier loops are closed: their clients are dropped with them
+            client = self._clients[loop] = openai.AsyncOpenAI(
+                base_url=self.api_base, max_retries=0,
+                api_key=self.api_key or os.environ.get("OPENAI_API_KEY") or "sk-no-key-needed",  # as litellm
+                timeout=self.timeout_s,
+            )  # fmt: skip
+        return client
+
+    async def create(self, kw: dict[str, Any]) -> Any:
+        known = _sdk_params()
+        args: dict[str, Any] = {}
+        body = dict(kw.get("extra_body") or {})
+        for k, v in kw.items():
+            if k in _LITELLM_ONLY or k == "extra_body":
+                continue
+            if k in known:
+                args[k] = v
+            else:  # a server setting the SDK does not name (top_k, repeat_penalty…): sent in the body
+                body[k] = v
+        if body:
+            args["extra_body"] = body
+        return await self._client().chat.completions.create(model=self.model, **args)
