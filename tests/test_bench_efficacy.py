@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.efficacy import paired  # noqa: E402
+from bench.pool_efficacy import pooled_rows  # noqa: E402
 
 
 def test_paired_difference_and_mcnemar():
@@ -27,6 +28,20 @@ def test_paired_difference_and_mcnemar():
     assert r["diff"] == pytest.approx(0.6) and r["lo"] > 0
     same = paired([1, 0, 1], [1, 0, 1])
     assert same["diff"] == 0 and same["p_mcnemar"] == 1.0 and same["lo"] == same["hi"] == 0
+
+
+def test_runs_of_two_split_seeds_pool_by_item():
+    def run(seed: int, base: list[float], cond: list[float]) -> dict:
+        rows = lambda scores: [{"id": f"s{seed}-{i}", "score": x} for i, x in enumerate(scores)]  # noqa: E731
+        return {
+            "conditions": {"tool": {"items": rows(base)}, "tool+cases": {"items": rows(cond)}}
+        }
+
+    rows = pooled_rows([run(1, [0, 1], [1, 1]), run(2, [1, 0, 0], [1, 0, 1])], "tool", "tool+cases")
+    assert [(i, b, c) for i, b, c in rows if b != c] == [("s1-0", 0, 1), ("s2-2", 0, 1)]
+    assert len(rows) == 5
+    with pytest.raises(ValueError, match="different split seeds"):
+        pooled_rows([run(1, [0], [1]), run(1, [0], [1])], "tool", "tool+cases")
 
 
 @pytest.mark.timeout(900)
