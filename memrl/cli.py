@@ -225,7 +225,13 @@ def serve_local(
     out.print(
         f"serving {srv.model_path.name} at {srv.api_base} (ready in {srv.startup_s:.1f}s); Ctrl-C stops it"
     )
-    out.print(f"use it as: model: {{name: openai/local, api_base: {srv.api_base}}}")
+    # the server's own default is a repetition penalty of 1.1; memrl's embedded model asks for none (SAMPLER)
+    out.print(
+        f"use it as: model: {{name: openai/local, api_base: {srv.api_base}, "
+        "extra: {extra_body: {repeat_penalty: 1.0}}}",
+        highlight=False,
+        soft_wrap=True,
+    )
     try:
         while srv.proc is not None and srv.proc.poll() is None:
             time.sleep(0.5)
