@@ -3,13 +3,16 @@
 An instant local OpenAI-compatible server answers every request (JSON where a schema asks for it, else a
 number: rollouts, evaluation answers and the learner's per-rollout summaries). memrl runs training steps (rollouts, verification, summaries, lesson extraction,
 proposals, reconciliation, library write, checkpoint); the server records every request body; then the
-same bodies are sent again with plain `litellm.acompletion` at the same concurrency. The ratio is the
-wall time memrl adds around the model calls (cache, ledger, retries, prompts, parsing, file writes).
+same bodies are sent again with plain `litellm.acompletion` at the same concurrency, and with the plain
+openai SDK (the transport memrl itself uses for an unpriced OpenAI-compatible server such as this one,
+`memrl.llm.openai_direct`). The ratios are the wall time memrl adds around the model calls (cache, ledger,
+retries, prompts, parsing, file writes); against litellm it also gains what skipping litellm saves.
 
 Each repeat pairs one memrl run with one replay of its requests, in alternating order, and the figure is
 the median of the per-repeat ratios (a pair runs seconds apart, so load that comes and goes hits both
 sides alike). A small unmeasured run first pays the one-off imports. A full run merges its figure into
-bench/results/performance.json under `tfgrpo_overhead_ratio`.
+bench/results/performance.json under `tfgrpo_overhead_ratio` (against litellm, the issue's baseline) and
+`tfgrpo_overhead_ratio_vs_sdk`.
 
     python bench/bench_tfgrpo_step.py            # 4 steps of 8 queries x 8 rollouts, 5 repeats
     python bench/bench_tfgrpo_step.py --smoke    # 1 step of 4 x 4 (CI), saves nothing
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import os
 import re
@@ -131,14 +135,40 @@ def run_memrl(steps: int, batch: int, group: int) -> tuple[float, list[dict[str,
         return wall, [r["body"] for r in srv.requests], calls
 
 
+async def replay_sdk(bodies: list[dict[str, Any]], api_base: str, concurrency: int) -> float:
+    """The same requests through the openai SDK, the transport memrl itself uses for such a server."""
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=api_base, api_key="x", max_retries=0)
+    known = set(inspect.signature(client.chat.completions.create).parameters)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(b: dict[str, Any]) -> None:
+        extra = {k: v for k, v in b.items() if k not in known}  # server settings go in the body, as sent
+        async with gate:
+            await client.chat.completions.create(
+                **{k: v for k, v in b.items() if k in known}, **({"extra_body": extra} if extra else {})
+            )
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(b) for b in bodies))
+    return time.perf_counter() - t0
+
+
 def run_direct(bodies: list[dict[str, Any]]) -> float:
     with InstantServer() as srv:
         return asyncio.run(replay(bodies, srv.api_base, 8))
 
 
-def save(value: float, load: tuple[float, ...], path: Path = RESULTS) -> None:
-    """Merge this figure into the results file, keeping every other key."""
-    save_figures("bench_tfgrpo_step.py", {"tfgrpo_overhead_ratio": value}, load, path)
+def run_sdk(bodies: list[dict[str, Any]]) -> float:
+    with InstantServer() as srv:
+        return asyncio.run(replay_sdk(bodies, srv.api_base, 8))
+
+
+def save(value: float, load: tuple[float, ...], path: Path = RESULTS, sdk: float | None = None) -> None:
+    """Merge these figures into the results file, keeping every other key."""
+    figures = {"tfgrpo_overhead_ratio": value} | ({"tfgrpo_overhead_ratio_vs_sdk": sdk} if sdk else {})
+    save_figures("bench_tfgrpo_step.py", figures, load, path)
 
 
 def main() -> None:
@@ -152,20 +182,20 @@ def main() -> None:
     load0 = os.getloadavg()
     if not args.smoke:
         run_direct(run_memrl(1, 4, 4)[1])  # warm-up: imports and first-use costs, unmeasured
-    rows = []  # (memrl wall, direct wall)
+    rows = []  # (memrl wall, direct litellm wall, direct SDK wall)
     bodies: list[dict[str, Any]] = []
     calls: dict[str, int] = {}
     for i in range(repeats):
         if i % 2:  # direct first, replaying the previous run's requests (the same ones: answers are a
-            dw = run_direct(bodies)  # function of the request)
+            dw, sw = run_direct(bodies), run_sdk(bodies)  # function of the request)
             mw, bodies, calls = run_memrl(steps, batch, group)
         else:
             mw, bodies, calls = run_memrl(steps, batch, group)
-            dw = run_direct(bodies)
-        rows.append((mw, dw))
+            dw, sw = run_direct(bodies), run_sdk(bodies)
+        rows.append((mw, dw, sw))
     load1 = os.getloadavg()
     n_req = len(bodies)
-    ratios = [mw / dw for mw, dw in rows]
+    ratios = [mw / dw for mw, dw, _ in rows]
     m, dct = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
     print(
         f"training steps: {steps} x {batch} queries x {group} rollouts (+ 2 held-out evaluations of 1 item)"
@@ -174,14 +204,22 @@ def main() -> None:
     print(f"requests per run: {n_req} ({by_phase}; {steps * batch * group} rollouts)")
     print(f"memrl run_task:   {m:.3f} s  ({1000 * m / n_req:.2f} ms/request)")
     print(f"direct litellm:   {dct:.3f} s  ({1000 * dct / n_req:.2f} ms/request)")
+    sdk = statistics.median(r[2] for r in rows)
+    print(f"direct openai SDK: {sdk:.3f} s  ({1000 * sdk / n_req:.2f} ms/request)")
     ratio = statistics.median(ratios)
     print(
-        f"overhead ratio (memrl / direct): {ratio:.2f}x   (median of {repeats} paired repeats, "
+        f"overhead ratio (memrl / direct litellm): {ratio:.2f}x   (median of {repeats} paired repeats, "
         f"range {min(ratios):.2f}-{max(ratios):.2f})"
+    )
+    sdk_ratios = [mw / sw for mw, _, sw in rows]
+    sdk_ratio = statistics.median(sdk_ratios)
+    print(
+        f"overhead ratio (memrl / direct openai SDK, the transport memrl uses here): {sdk_ratio:.2f}x   "
+        f"(range {min(sdk_ratios):.2f}-{max(sdk_ratios):.2f})"
     )
     print(f"load average: {' '.join(f'{x:.2f}' for x in load0)} at start, {load1[0]:.2f} at end")
     if not (args.smoke or args.no_save):
-        save(ratio, load0)
+        save(ratio, load0, sdk=sdk_ratio)
         print(f"saved to {RESULTS}")
 
 
