@@ -257,7 +257,7 @@ class LiteLLMClient:
         self.native_n = (self.provider in _NATIVE_N and not api_base) or (max_n or 0) > 1
         # An unpriced OpenAI-compatible server is called through the openai SDK, without importing litellm.
         self._direct = (
-            OpenAIDirect(model, api_base or "", None, timeout_s)
+            OpenAIDirect(model, api_base or "", timeout_s)
             if direct_route(model, api_base=api_base, local=local)
             else None
         )
@@ -314,7 +314,6 @@ class LiteLLMClient:
         kw = self._kwargs(request, n, seed)
         try:
             if self._direct is not None:
-                self._direct.api_key = kw.get("api_key")
                 resp = await self._direct.create(kw)
             else:
                 resp = await self._litellm.acompletion(**kw)
@@ -347,8 +346,8 @@ class LiteLLMClient:
         )
         # llama-server's usage is the first choice's: each choice's own tokens are counted from its logprobs
         # (asked for above), the prompt (evaluated once) and the call go to the first choice.
-        per_choice = [len(_logprobs(ch) or ()) for ch in choices]
-        split = bool(self.max_n) and len(choices) > 1 and all(per_choice)
+        per_choice = [len(_logprobs(ch) or ()) for ch in choices] if self.max_n and len(choices) > 1 else []
+        split = bool(per_choice) and all(per_choice)
         asked_logprobs = request.logprobs or not (self.max_n and n > 1)
         out = []
         for i, ch in enumerate(choices):

@@ -64,23 +64,23 @@ class OpenAIDirect:
     event loop: memrl runs phases under separate `asyncio.run` calls, and a pooled connection belongs to
     the loop that opened it."""
 
-    def __init__(self, model: str, api_base: str, api_key: str | None, timeout_s: float) -> None:
+    def __init__(self, model: str, api_base: str, timeout_s: float) -> None:
         self.model = model.split("/", 1)[1] if model.startswith("openai/") else model
-        self.api_base, self.api_key, self.timeout_s = api_base, api_key, timeout_s
-        self._clients: dict[int, Any] = {}
+        self.api_base, self.timeout_s = api_base, timeout_s
+        self._clients: dict[tuple[int, str], Any] = {}
 
-    def _client(self) -> Any:
-        loop = id(asyncio.get_running_loop())
-        client = self._clients.get(loop)
+    def _client(self, api_key: str | None) -> Any:
+        key = api_key or os.environ.get("OPENAI_API_KEY") or "sk-no-key-needed"  # as litellm would send
+        slot = (id(asyncio.get_running_loop()), key)
+        client = self._clients.get(slot)
         if client is None:
             import openai
 
-            self._clients = {}  # earlier loops are closed: their clients are dropped with them
-            client = self._clients[loop] = openai.AsyncOpenAI(
-                base_url=self.api_base, max_retries=0,
-                api_key=self.api_key or os.environ.get("OPENAI_API_KEY") or "sk-no-key-needed",  # as litellm
-                timeout=self.timeout_s,
-            )  # fmt: skip
+            if all(s[0] != slot[0] for s in self._clients):
+                self._clients = {}  # earlier loops are closed: their clients are dropped with them
+            client = self._clients[slot] = openai.AsyncOpenAI(
+                base_url=self.api_base, api_key=key, max_retries=0, timeout=self.timeout_s
+            )
         return client
 
     async def create(self, kw: dict[str, Any]) -> Any:
@@ -96,4 +96,4 @@ class OpenAIDirect:
                 body[k] = v
         if body:
             args["extra_body"] = body
-        return await self._client().chat.completions.create(model=self.model, **args)
+        return await self._client(kw.get("api_key")).chat.completions.create(model=self.model, **args)
