@@ -46,7 +46,7 @@ from bench.peers.base import PeerContext  # noqa: E402
 from bench.performance import RESULTS, save_figures  # noqa: E402
 from memrl.testing import Action  # noqa: E402
 from memrl.testing.server import chat_body  # noqa: E402
-from memrl.types import Item  # noqa: E402
+from memrl.types import Item, question_key  # noqa: E402
 
 KEY_ENV = "MEMRL_BENCH_KEY"
 TEMPERATURE = 0.7
@@ -94,7 +94,7 @@ class PeerServer(InstantServer):
         # other sample of a question right
         nums = [int(x) for x in re.findall(r"\d+", user)[:2]] or [0]
         n = int(body.get("n") or 1)
-        key = " ".join(user.split())
+        key = question_key(user)
         with self._count_lock:
             first = self.attempts[key]
             self.attempts[key] += n
