@@ -4,8 +4,8 @@ An instant local OpenAI-compatible server answers every request (JSON where a sc
 number: rollouts, evaluation answers and the learner's per-rollout summaries). memrl runs training steps (rollouts, verification, summaries, lesson extraction,
 proposals, reconciliation, library write, checkpoint); the server records every request body; then the
 same bodies are sent again with plain `litellm.acompletion` at the same concurrency, and with the plain
-openai SDK (the transport memrl itself uses for an unpriced OpenAI-compatible server such as this one,
-`memrl.llm.openai_direct`). The ratios are the wall time memrl adds around the model calls (cache, ledger,
+openai SDK (what a hand-written loop would use; memrl itself posts to an unpriced OpenAI-compatible server
+such as this one over plain httpx, `memrl.llm.openai_direct`). The ratios are the wall time memrl adds around the model calls (cache, ledger,
 retries, prompts, parsing, file writes); against litellm it also gains what skipping litellm saves.
 
 Each repeat pairs one memrl run with one replay of its requests, in alternating order, and the figure is
@@ -136,7 +136,7 @@ def run_memrl(steps: int, batch: int, group: int) -> tuple[float, list[dict[str,
 
 
 async def replay_sdk(bodies: list[dict[str, Any]], api_base: str, concurrency: int) -> float:
-    """The same requests through the openai SDK, the transport memrl itself uses for such a server."""
+    """The same requests through the openai SDK, as a hand-written loop would send them."""
     import openai
 
     client = openai.AsyncOpenAI(base_url=api_base, api_key="x", max_retries=0)
@@ -214,7 +214,7 @@ def main() -> None:
     sdk_ratios = [mw / sw for mw, _, sw in rows]
     sdk_ratio = statistics.median(sdk_ratios)
     print(
-        f"overhead ratio (memrl / direct openai SDK, the transport memrl uses here): {sdk_ratio:.2f}x   "
+        f"overhead ratio (memrl / direct openai SDK): {sdk_ratio:.2f}x   "
         f"(range {min(sdk_ratios):.2f}-{max(sdk_ratios):.2f})"
     )
     print(f"load average: {' '.join(f'{x:.2f}' for x in load0)} at start, {load1[0]:.2f} at end")

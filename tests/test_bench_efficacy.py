@@ -33,9 +33,7 @@ def test_paired_difference_and_mcnemar():
 def test_runs_of_two_split_seeds_pool_by_item():
     def run(seed: int, base: list[float], cond: list[float]) -> dict:
         rows = lambda scores: [{"id": f"s{seed}-{i}", "score": x} for i, x in enumerate(scores)]  # noqa: E731
-        return {
-            "conditions": {"tool": {"items": rows(base)}, "tool+cases": {"items": rows(cond)}}
-        }
+        return {"conditions": {"tool": {"items": rows(base)}, "tool+cases": {"items": rows(cond)}}}
 
     rows = pooled_rows([run(1, [0, 1], [1, 1]), run(2, [1, 0, 0], [1, 0, 1])], "tool", "tool+cases")
     assert [(i, b, c) for i, b, c in rows if b != c] == [("s1-0", 0, 1), ("s2-2", 0, 1)]

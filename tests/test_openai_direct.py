@@ -1,4 +1,4 @@
-"""Unpriced OpenAI-compatible servers are called through the openai SDK, without litellm (`memrl.llm.openai_direct`).
+"""Unpriced OpenAI-compatible servers are called over plain HTTP, without litellm (`memrl.llm.openai_direct`).
 
 The retry, status and reset tests of test_llm_retries.py run on this route too (their client is `openai/fake`
 on a local address); these check which route a model takes, what reaches the server, and that a run on such
@@ -50,7 +50,7 @@ async def test_the_server_gets_what_litellm_would_send(monkeypatch):
     assert [c.text for c in out] == ["4"] and out[0].usage.calls == 1 and out[0].usage.cost_usd == 0.0
 
 
-def test_a_run_on_an_unpriced_server_never_imports_litellm(tmp_path):
+def test_a_run_on_an_unpriced_server_never_imports_litellm_or_the_sdk(tmp_path):
     with FakeOpenAIServer(default=Action(text="4")) as srv:
         code = (
             "import asyncio, sys\n"
@@ -60,9 +60,9 @@ def test_a_run_on_an_unpriced_server_never_imports_litellm(tmp_path):
             "from memrl.types import Message\n"
             f"llm = build_llm(ModelSpec(name='openai/my-model', api_base={srv.api_base!r}))\n"
             "out = asyncio.run(llm.complete(Request.of([Message.user('q')], temperature=0.0, max_tokens=4)))\n"
-            "print(out[0].text, 'litellm' in sys.modules)\n"
+            "print(out[0].text, 'litellm' in sys.modules, 'openai' in sys.modules)\n"
         )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["4", "False"]
+    assert proc.stdout.split() == ["4", "False", "False"], "neither litellm nor the openai SDK is imported"
     assert json.loads(json.dumps(srv.requests[0]["body"]))["model"] == "my-model"

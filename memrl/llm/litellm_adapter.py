@@ -230,7 +230,7 @@ def _logprobs(choice: Any) -> list[TokenLogprob] | None:
 
 
 class LiteLLMClient:
-    """One attempt at a chat completion through litellm, or straight through the openai SDK for an unpriced
+    """One attempt at a chat completion through litellm, or posted straight over HTTP to an unpriced
     OpenAI-compatible server (`memrl.llm.openai_direct`)."""
 
     def __init__(
@@ -255,7 +255,7 @@ class LiteLLMClient:
         self.extra = dict(extra or {})
         self.max_n = max_n
         self.native_n = (self.provider in _NATIVE_N and not api_base) or (max_n or 0) > 1
-        # An unpriced OpenAI-compatible server is called through the openai SDK, without importing litellm.
+        # An unpriced OpenAI-compatible server is called over plain HTTP, without importing litellm.
         self._direct = (
             OpenAIDirect(model, api_base or "", timeout_s)
             if direct_route(model, api_base=api_base, local=local)

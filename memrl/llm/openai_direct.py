@@ -1,11 +1,11 @@
-"""Calls to an OpenAI-compatible server straight through the `openai` SDK, where litellm would add nothing.
+"""Calls to an OpenAI-compatible server straight over HTTP (httpx), where litellm would add nothing.
 
 litellm is what lets memrl reach every provider and price every call; for a server that speaks OpenAI's API
 and has no price (memrl's embedded model, a self-hosted vLLM or llama.cpp server, a test server) it only
 adds time: `import litellm` takes about 4 s on 2 cores (the `openai` SDK about 1 s), and each call passes
 through its routing and logging. `LiteLLMClient` sends such calls here (`direct_route`), with the same
-arguments, errors (`to_memrl_error` classifies the SDK's exceptions by status as it does litellm's) and
-answers, and prices them at $0 as litellm would.
+arguments, errors (`to_memrl_error` classifies these failures by status and transport kind, as it does
+litellm's) and answers, and prices them at $0 as litellm would.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 __all__ = ["OpenAIDirect", "direct_route", "priced"]
@@ -51,10 +52,37 @@ def direct_route(model: str, *, api_base: str | None, local: bool) -> bool:
     return provider == "openai" and (local or (api_base is not None and not priced(model)))
 
 
+class HTTPFailure(Exception):
+    """A non-2xx answer, carrying what `to_memrl_error` classifies by: the status, the server's message
+    and the response (its Retry-After headers)."""
+
+    def __init__(self, status_code: int, message: str, response: Any) -> None:
+        super().__init__(f"Error code: {status_code} - {message}")
+        self.status_code, self.message, self.response = status_code, message, response
+
+
+def _error_message(resp: Any) -> str:
+    try:
+        err = resp.json().get("error")
+    except (ValueError, AttributeError):
+        err = None
+    if isinstance(err, dict) and err.get("message"):
+        return str(err["message"])
+    return str(err) if isinstance(err, str) and err else resp.text[:300]
+
+
+def _namespace(d: dict[str, Any]) -> SimpleNamespace:
+    return SimpleNamespace(**d)
+
+
 class OpenAIDirect:
-    """`chat.completions.create` on one server, with litellm-style keyword arguments. One SDK client per
-    event loop: memrl runs phases under separate `asyncio.run` calls, and a pooled connection belongs to
-    the loop that opened it."""
+    """`POST {api_base}/chat/completions` with litellm-style keyword arguments, read as attributes the way
+    the SDKs' answers are. One connection pool per event loop and key: memrl runs phases under separate
+    `asyncio.run` calls, and a pooled connection belongs to the loop that opened it.
+
+    httpx and not the openai SDK: memrl sends its own JSON body and reads the answer by attribute, retries
+    itself and classifies failures by status (`to_memrl_error`), so the SDK would add only its import (about
+    1 s on 2 cores, a sixth of a short run's wall time) and ~2 ms a call of argument and answer typing."""
 
     def __init__(self, model: str, api_base: str, timeout_s: float) -> None:
         self.model = model.split("/", 1)[1] if model.startswith("openai/") else model
@@ -66,22 +94,23 @@ class OpenAIDirect:
         slot = (id(asyncio.get_running_loop()), key)
         client = self._clients.get(slot)
         if client is None:
-            import openai
+            import httpx
 
             if all(s[0] != slot[0] for s in self._clients):
-                self._clients = {}  # earlier loops are closed: their clients are dropped with them
-            client = self._clients[slot] = openai.AsyncOpenAI(
-                base_url=self.api_base, api_key=key, max_retries=0, timeout=self.timeout_s
+                self._clients = {}  # earlier loops are closed: their pools are dropped with them
+            client = self._clients[slot] = httpx.AsyncClient(
+                base_url=self.api_base.rstrip("/") + "/",
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=httpx.Timeout(self.timeout_s),
+                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),  # as the SDK's
             )
         return client
 
     async def create(self, kw: dict[str, Any]) -> Any:
-        """POST litellm-style keyword arguments as one JSON body, through the SDK's client (its timeouts,
-        errors and parsed `ChatCompletion`) but not its typed `chat.completions.create`, whose per-call
-        argument transform cost about 2 ms a call here: the body is plain JSON already. Settings the SDK
-        does not name (top_k, repeat_penalty…) and `extra_body` go in the same body, as the SDK would send
-        them."""
-        from openai.types.chat import ChatCompletion
+        """One call. Settings the SDK does not name (top_k, repeat_penalty…) and `extra_body` go in the same
+        JSON body, as the SDK would send them. Timeouts and broken connections are raised as the builtin
+        `TimeoutError` and `ConnectionError` (their httpx cause kept), a non-2xx answer as `HTTPFailure`."""
+        import httpx
 
         body: dict[str, Any] = {"model": self.model}
         for k, v in kw.items():
@@ -89,5 +118,14 @@ class OpenAIDirect:
                 body[k] = v
         body.update(kw.get("extra_body") or {})
         client = self._client(kw.get("api_key"))
-        options: dict[str, Any] = {"timeout": kw["timeout"]} if "timeout" in kw else {}
-        return await client.post("/chat/completions", body=body, cast_to=ChatCompletion, options=options)
+        try:
+            resp = await client.post("chat/completions", json=body, timeout=kw.get("timeout", self.timeout_s))
+        except httpx.TimeoutException as exc:
+            raise TimeoutError(
+                f"no answer from {self.api_base} within {kw.get('timeout', self.timeout_s)} s"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+        if resp.status_code >= 300:
+            raise HTTPFailure(resp.status_code, _error_message(resp), resp)
+        return json.loads(resp.content, object_hook=_namespace)
