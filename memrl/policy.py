@@ -35,7 +35,7 @@ import logging
 import math
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -47,6 +47,7 @@ from memrl.errors import ConfigError
 from memrl.inject import Injection, LessonVectors, approx_tokens, build_memory, render_case
 from memrl.inject.place import Placement, inject, query_text, trajectory_lines
 from memrl.library import Library, curate, has_advantage
+from memrl.library.specifics import task_terms
 from memrl.library.store import ChromaLibraryStore, LibraryStore
 from memrl.llm.base import LLM
 from memrl.loop_thread import LoopThread
@@ -150,6 +151,7 @@ class MemoryPolicy:
         self._waiting: list[Outcome] = []  # seen, but their query group is still too small
         self._unwritten: list[Outcome] = []  # case writes that failed, retried on the next learn()
         self._shown: OrderedDict[str, Injection] = OrderedDict()
+        self._queries: deque[str] = deque(maxlen=256)  # recent distinct queries: the task's vocabulary
         self._loop = LoopThread("memrl-policy")
         self._learn_lock: asyncio.Lock | None = None
         self._auto: Future[LearnResult] | None = None
@@ -298,6 +300,8 @@ class MemoryPolicy:
         with self._lock:
             self._outcomes.append(outcome)
             self.recorded += 1
+            if query not in self._queries:
+                self._queries.append(query)
             if self.outcomes_path is not None:
                 self.outcomes_path.parent.mkdir(parents=True, exist_ok=True)
                 with self.outcomes_path.open("a", encoding="utf-8") as f:
@@ -340,6 +344,7 @@ class MemoryPolicy:
             groups, self._waiting = group_outcomes([*waiting, *new], min_group=self.min_group,
                                                    max_group=self.max_group, max_waiting=self.max_waiting)  # fmt: skip
             snapshot, step = self.library.active(), self.library.version + 1
+            terms = task_terms(self._queries)
         mixed = [g for g in groups if has_advantage([o.reward for o in g])]
         note = ""
         if mixed and self.learner is None and self.cases is not None:  # a case-memory-only policy
@@ -359,7 +364,8 @@ class MemoryPolicy:
             for g in groups:
                 work.count_contrast([o.lessons for o in g], [o.reward for o in g])
             cur = await curate(list(proposals), work, tfgrpo=self.tfgrpo, diversity=self.diversity,
-                               vectors=vectors, learner=learner, step=step, salt=f"policy:{step}")  # fmt: skip
+                               vectors=vectors, learner=learner, step=step, salt=f"policy:{step}",
+                               task_terms=terms)  # fmt: skip
         except BaseException:
             with self._lock:  # nothing is lost: the outcomes go back for the next learn()
                 self._outcomes[:0], self._waiting = new, waiting

@@ -65,6 +65,36 @@ def test_a_lesson_copying_its_questions_numbers_or_names_is_rejected_with_a_reas
     assert "'Janet'" in reasons[copied_name]
 
 
+def test_the_tasks_own_vocabulary_is_not_a_copied_specific():
+    """Every 4x4 sudoku question says "Sudoku" and "4": on 2026-12-07 that rejected 5 of the 11 lessons a
+    mini_sudoku run proposed ("When solving a Sudoku, ..."). Terms most training questions share are the
+    task's; one question's own names and numbers stay banned."""
+    import reasoning_gym
+
+    from memrl.library.specifics import task_terms
+
+    sudoku = [x["question"] for x in reasoning_gym.create_dataset("mini_sudoku", size=8, seed=3)]
+    terms = task_terms(sudoku)
+    assert {"Sudoku", "4"} <= terms
+    general = (
+        "When solving a Sudoku, try each number from 1 to 4 in an empty cell and backtrack on a conflict"
+    )
+    _, rejected = reconcile([adds(general, question=sudoku[0])], Library(), TFGRPOSpec())
+    assert "'Sudoku'" in rejected[0].reason, "without the task's terms the rule rejects the general lesson"
+    edits, rejected = reconcile([adds(general, question=sudoku[0])], Library(), TFGRPOSpec(), terms)
+    assert [e.content for e in edits] == [general] and rejected == []
+
+    shop = [QUESTION, "A $25 hat costs 20% less in May. Omar buys two. What does Omar pay?",
+            "A $60 coat is 10% off. Priya buys it. What does Priya pay?",
+            "A $32 bag rises by 25%. Lena buys it. What does Lena pay?"]  # fmt: skip
+    terms = task_terms(shop)
+    assert not terms & {"Janet", "40", "15"}, terms
+    copied = "When Janet buys something on sale, compute the new price first"
+    _, rejected = reconcile([adds(copied)], Library(), TFGRPOSpec(), terms)
+    assert "'Janet'" in rejected[0].reason
+    assert task_terms(sudoku[:3]) == frozenset(), "too few questions to tell the task's vocabulary"
+
+
 # ------------------------------------------------------------------ 2. wrong lessons can leave
 
 

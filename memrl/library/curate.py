@@ -61,9 +61,11 @@ async def curate(
     learner: LLM | None,
     step: int,
     salt: str,
+    task_terms: frozenset[str] = frozenset(),
 ) -> CurateResult:
-    """Apply one step's proposals to `library` (in place) through every rule; the caller commits."""
-    edits, rejected = reconcile(proposals, library, tfgrpo)
+    """Apply one step's proposals to `library` (in place) through every rule; the caller commits.
+    `task_terms`: the task's own numbers and names, from its training questions (`specifics.task_terms`)."""
+    edits, rejected = reconcile(proposals, library, tfgrpo, task_terms)
     edits, pairs, same = await judge_similar(
         edits, library, vectors, learner, tfgrpo, salt=f"{salt}:reconcile"
     )

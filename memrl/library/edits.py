@@ -2,7 +2,8 @@
 
 `reconcile` rules, in order: an operation naming an unknown or retired id, or an ADD/UPDATE without text, is
 rejected with a logged reason; a text about "the new lesson" or "the library" instead of the task, and a text
-that repeats a specific number or name of its own group's question, are rejected (lessons must carry over to other problems; formulas, units and format examples are fine); texts
+that repeats a specific number or name of its own group's question, are rejected (lessons must carry over to other problems; formulas, units and format examples are fine, and so are the numbers and names most training
+questions share, `specifics.task_terms`); texts
 over the word cap are cut; DELETE beats UPDATE on the same lesson; of several UPDATEs of one lesson the first
 (in batch order) wins; an ADD whose text equals an earlier ADD's joins it, and one that equals an active
 lesson becomes support for that lesson. Near-equal texts are judged later (`memrl.library.curate`), and the
@@ -86,9 +87,10 @@ def _cap(text: str, words: int) -> str:
 
 
 def reconcile(
-    proposals: list[Proposal], library: Library, cfg: TFGRPOSpec
+    proposals: list[Proposal], library: Library, cfg: TFGRPOSpec, task_terms: frozenset[str] = frozenset()
 ) -> tuple[list[Edit], list[Rejection]]:
-    """Turn all proposals of a step into a conflict-free list of edits against the library snapshot."""
+    """Turn all proposals of a step into a conflict-free list of edits against the library snapshot.
+    `task_terms`: numbers and names of the task itself (`specifics.task_terms`), which a lesson may repeat."""
     active = {x.id: x for x in library.active()}
     rejected: list[Rejection] = []
     deletes: dict[str, Edit] = {}
@@ -117,7 +119,7 @@ def reconcile(
                     o.op, o.id, content, p.item_id, "talks about the lesson or library, not about the task"
                 )
                 continue
-            if o.op in ("ADD", "UPDATE") and (copied := copied_specifics(content, p.question)):
+            if o.op in ("ADD", "UPDATE") and (copied := copied_specifics(content, p.question, task_terms)):
                 reject(o.op, o.id, content, p.item_id,
                        f"repeats its own question's {', '.join(map(repr, copied))}: a lesson must be general")  # fmt: skip
                 continue

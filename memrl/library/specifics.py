@@ -5,8 +5,10 @@ no lesson could carry a formula, a unit or an answer format)."""
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 
-__all__ = ["copied_specifics", "talks_about_itself"]
+__all__ = ["copied_specifics", "task_terms", "talks_about_itself"]
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 _NAME = re.compile(r"\b[A-Z][a-z]{2,}\b")
@@ -33,13 +35,42 @@ def _generic_number(value: str) -> bool:
     return value in {"0", "1"} or re.fullmatch(r"10+", value) is not None
 
 
-def copied_specifics(text: str, question: str) -> list[str]:
-    """The numbers and names of `question` that `text` repeats (empty when the text is general)."""
+def _specifics(question: str) -> tuple[set[str], set[str]]:
+    numbers = {_number_value(t) for t in _NUMBER.findall(question)}
+    return {n for n in numbers if not _generic_number(n)}, {
+        w for w in _NAME.findall(question) if w not in _NOT_NAMES
+    }
+
+
+#: A number or name in at least this share of a task's questions (and at least `_MIN_QUESTIONS` of them) is
+#: the task's own vocabulary ("Sudoku" and "4" in every 4x4 sudoku), not one question's data.
+_TASK_SHARE = 0.5
+_MIN_QUESTIONS = 4
+
+
+def task_terms(questions: Iterable[str]) -> frozenset[str]:
+    """The numbers and names most of `questions` share: the task's vocabulary, which a general lesson may use.
+
+    A one-family task states its kind and size in every question; without this, "When solving a Sudoku, try
+    each number from 1 to 4 in turn" repeats its question's "Sudoku" and "4" and was rejected. Computed from
+    the training questions only (held-out questions are never passed)."""
+    qs = list(dict.fromkeys(q for q in questions if q))
+    if len(qs) < _MIN_QUESTIONS:
+        return frozenset()
+    counts: Counter[str] = Counter()
+    for q in qs:
+        numbers, names = _specifics(q)
+        counts.update(numbers | names)
+    return frozenset(t for t, c in counts.items() if c >= _TASK_SHARE * len(qs))
+
+
+def copied_specifics(text: str, question: str, common: frozenset[str] = frozenset()) -> list[str]:
+    """The numbers and names of `question` that `text` repeats (empty when the text is general); terms in
+    `common` (`task_terms` of the training questions) belong to the task and are allowed."""
     if not question:
         return []
-    numbers = {_number_value(t) for t in _NUMBER.findall(question)}
-    numbers = {n for n in numbers if not _generic_number(n)}
-    names = {w for w in _NAME.findall(question) if w not in _NOT_NAMES}
+    numbers, names = _specifics(question)
+    numbers, names = numbers - common, names - common
     found = [n for n in dict.fromkeys(_number_value(t) for t in _NUMBER.findall(text)) if n in numbers]
     found += [w for w in dict.fromkeys(_NAME.findall(text)) if w in names]
     return found

@@ -23,6 +23,7 @@ from memrl.inject import (
     select_lessons,
 )
 from memrl.library import Library
+from memrl.library.specifics import task_terms
 from memrl.llm.base import LLM, Request
 from memrl.memory.records import LessonRecord
 from memrl.skills import Skill, SkillLibrary
@@ -59,6 +60,8 @@ class Learning:
         self.explore = bool(state.get("explore", self.dcfg.enabled and self.dcfg.explore_subsets))
         self.ecfg = ctx.spec.entropy
         self.gate_items: list[Item] = []  # the no-harm gate's validation items (carved from training)
+        # numbers and names most training questions share: a lesson may repeat them (`specifics.task_terms`)
+        self.task_terms = task_terms(it.question for it in ctx.split.train)
         self._scorer: Any = None
         self.use_lessons = self.cfg.experiences in ("lessons", "both")
         self.cases: SolvedCases | None = None

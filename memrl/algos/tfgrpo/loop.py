@@ -150,7 +150,7 @@ async def _step(lr: Learning, batch: list[Item], step: int) -> dict[str, Any]:
     before = {x.id: x.text for x in library.active()}
     pre = library.copy()
     cur = await curate(list(proposals), library, tfgrpo=cfg, diversity=lr.dcfg, vectors=lr.vectors,
-                       learner=lr.learner, step=step, salt=f"learn:{step}")  # fmt: skip
+                       learner=lr.learner, step=step, salt=f"learn:{step}", task_terms=lr.task_terms)  # fmt: skip
     gate_m: dict[str, Any] = {}
     if was is not None:
         now = _gate_memory(lr)
